@@ -1,0 +1,306 @@
+//! Configuration, parsed from a key/value map the caller can inject. Only [`Config::from_env`] reads the
+//! process environment (and a `.env` file).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::model::Ttl;
+
+/// Which kind of deployment this is (`SESSION_ENV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagerEnvironment {
+    /// Real users: a durable store must be configured explicitly.
+    Production,
+    /// The default: an embedded SQLite file when no `DATABASE_URL` is set.
+    #[default]
+    Development,
+    /// Tests: the in-memory store unless a URL is given.
+    Test,
+}
+
+impl ManagerEnvironment {
+    /// The name as written in `SESSION_ENV`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Development => "development",
+            Self::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for ManagerEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ManagerEnvironment {
+    type Err = Error;
+    fn from_str(raw: &str) -> Result<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "production" | "prod" => Ok(Self::Production),
+            "development" | "dev" | "" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            other => Err(Error::Config {
+                variable: "SESSION_ENV",
+                reason: format!(
+                    "unknown environment {other:?} (expected production, development or test)"
+                ),
+            }),
+        }
+    }
+}
+
+/// The storage the configuration resolves to.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreSpec {
+    /// [`MemoryStore`](crate::store::MemoryStore).
+    Memory,
+    /// [`SqliteStore`](crate::store::SqliteStore) at this `sqlite://` URL.
+    Sqlite {
+        /// The connection URL.
+        url: String,
+    },
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Sqlite { url } => write!(f, "Sqlite({url})"),
+        }
+    }
+}
+
+/// Everything the factory needs, parsed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `SESSION_ENV`.
+    pub environment: ManagerEnvironment,
+    /// The resolved durable store (from `DATABASE_URL`, or the default for the environment).
+    pub store: StoreSpec,
+    /// `SESSION_MAX_LIFETIME`: no session lives longer than this after its creation, however often
+    /// it is touched. Defaults to the largest TTL, 400 days.
+    pub max_lifetime: Duration,
+}
+
+impl Config {
+    /// Reads the process environment, over a `.env` file when one is found (the environment wins).
+    pub fn from_env() -> Result<Self> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Ok(iter) = dotenvy::dotenv_iter() {
+            for item in iter {
+                let (key, value) = item.map_err(|err| Error::Config {
+                    variable: ".env",
+                    reason: err.to_string(),
+                })?;
+                vars.insert(key, value);
+            }
+        }
+        vars.extend(std::env::vars());
+        Self::from_map(&vars)
+    }
+
+    /// Parses a configuration from key/value pairs named like the environment variables.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use session_management::{Config, ManagerEnvironment, StoreSpec};
+    ///
+    /// let vars = HashMap::from([("SESSION_ENV".to_owned(), "test".to_owned())]);
+    /// let config = Config::from_map(&vars)?;
+    /// assert_eq!(config.environment, ManagerEnvironment::Test);
+    /// assert_eq!(config.store, StoreSpec::Memory);
+    /// # Ok::<(), session_management::Error>(())
+    /// ```
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self> {
+        let get = |key: &str| vars.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let environment = get("SESSION_ENV").unwrap_or("").parse()?;
+        let store = match get("DATABASE_URL") {
+            Some(url) => store_from_url(url)?,
+            None => match environment {
+                ManagerEnvironment::Test => StoreSpec::Memory,
+                ManagerEnvironment::Development => StoreSpec::Sqlite {
+                    url: default_sqlite_url(vars),
+                },
+                ManagerEnvironment::Production => {
+                    return Err(Error::Config {
+                        variable: "DATABASE_URL",
+                        reason: "must be set when SESSION_ENV=production (no silent fallback)"
+                            .to_owned(),
+                    });
+                }
+            },
+        };
+        if get("REDIS_URL").is_some() {
+            return Err(Error::Config {
+                variable: "REDIS_URL",
+                reason: "the Redis hot tier is not available in this version; unset REDIS_URL"
+                    .to_owned(),
+            });
+        }
+        let max_lifetime = match get("SESSION_MAX_LIFETIME") {
+            None => Duration::from_secs(Ttl::MAX_SECONDS),
+            Some(raw) => {
+                let secs = raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=Ttl::MAX_SECONDS).contains(s));
+                Duration::from_secs(secs.ok_or_else(|| Error::Config {
+                    variable: "SESSION_MAX_LIFETIME",
+                    reason: format!("must be a number of seconds from 1 to {}", Ttl::MAX_SECONDS),
+                })?)
+            }
+        };
+        Ok(Self {
+            environment,
+            store,
+            max_lifetime,
+        })
+    }
+}
+
+/// Picks the backend from the URL's scheme, as sqlx does; an unknown scheme is named in the error.
+fn store_from_url(url: &str) -> Result<StoreSpec> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(StoreSpec::Sqlite {
+            url: url.to_owned(),
+        }),
+        "memory" => Ok(StoreSpec::Memory),
+        "postgres" | "postgresql" => Err(Error::Config {
+            variable: "DATABASE_URL",
+            reason: "the postgres backend is not available in this version; use sqlite://"
+                .to_owned(),
+        }),
+        "" => Err(Error::Config {
+            variable: "DATABASE_URL",
+            reason: "has no scheme (expected sqlite:// or memory://)".to_owned(),
+        }),
+        other => Err(Error::Config {
+            variable: "DATABASE_URL",
+            reason: format!("unsupported scheme {other:?} (expected sqlite:// or memory://)"),
+        }),
+    }
+}
+
+/// The embedded database's default location: `$SESSION_DATA_DIR/sessions.db`, else
+/// `$XDG_DATA_HOME/session-management/sessions.db`, else
+/// `$HOME/.local/share/session-management/sessions.db`, else `./.session-management/sessions.db`.
+pub fn default_sqlite_path(vars: &HashMap<String, String>) -> PathBuf {
+    let get = |key: &str| {
+        vars.get(key)
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = get("SESSION_DATA_DIR")
+        .or_else(|| get("XDG_DATA_HOME").map(|d| d.join("session-management")))
+        .or_else(|| get("HOME").map(|h| h.join(".local/share/session-management")))
+        .unwrap_or_else(|| PathBuf::from(".session-management"));
+    dir.join("sessions.db")
+}
+
+fn default_sqlite_url(vars: &HashMap<String, String>) -> String {
+    format!("sqlite://{}", default_sqlite_path(vars).display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config> {
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_map(&vars)
+    }
+
+    fn config_error_variable(pairs: &[(&str, &str)]) -> &'static str {
+        match config(pairs) {
+            Err(Error::Config { variable, .. }) => variable,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_environment_gives_memory() {
+        assert_eq!(
+            config(&[("SESSION_ENV", "test")]).unwrap().store,
+            StoreSpec::Memory
+        );
+    }
+
+    #[test]
+    fn test_environment_honours_an_explicit_url() {
+        let c = config(&[
+            ("SESSION_ENV", "test"),
+            ("DATABASE_URL", "sqlite:///tmp/x.db"),
+        ])
+        .unwrap();
+        assert!(matches!(c.store, StoreSpec::Sqlite { .. }));
+    }
+
+    #[test]
+    fn development_defaults_to_sqlite_under_the_data_dir() {
+        let c = config(&[("HOME", "/home/ada")]).unwrap();
+        assert_eq!(c.environment, ManagerEnvironment::Development);
+        assert_eq!(
+            c.store,
+            StoreSpec::Sqlite {
+                url: "sqlite:///home/ada/.local/share/session-management/sessions.db".into()
+            }
+        );
+        let c = config(&[("HOME", "/home/ada"), ("SESSION_DATA_DIR", "/srv/sm")]).unwrap();
+        assert_eq!(
+            c.store,
+            StoreSpec::Sqlite {
+                url: "sqlite:///srv/sm/sessions.db".into()
+            }
+        );
+    }
+
+    #[test]
+    fn production_without_database_url_names_the_variable() {
+        assert_eq!(
+            config_error_variable(&[("SESSION_ENV", "production")]),
+            "DATABASE_URL"
+        );
+    }
+
+    #[test]
+    fn unknown_scheme_is_named() {
+        let err = config(&[("DATABASE_URL", "mysql://localhost/db")]).unwrap_err();
+        assert!(err.to_string().contains("\"mysql\""), "{err}");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(
+            config_error_variable(&[("SESSION_ENV", "staging")]),
+            "SESSION_ENV"
+        );
+        assert_eq!(
+            config_error_variable(&[("SESSION_MAX_LIFETIME", "0")]),
+            "SESSION_MAX_LIFETIME"
+        );
+        assert_eq!(
+            config_error_variable(&[("SESSION_MAX_LIFETIME", "soon")]),
+            "SESSION_MAX_LIFETIME"
+        );
+    }
+
+    #[test]
+    fn max_lifetime_is_read() {
+        let c = config(&[("SESSION_ENV", "test"), ("SESSION_MAX_LIFETIME", "3600")]).unwrap();
+        assert_eq!(c.max_lifetime, Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,540 @@
+//! `SqliteStore`: the embedded default, one SQLite file through sqlx, migrations from `migrations/sqlite`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{FromRow, Row};
+use time::OffsetDateTime;
+
+use super::{DataUpdate, MigrationState, Store};
+use crate::error::{Error, Result};
+use crate::model::{
+    App, AppStats, Email, Session, SessionData, SessionMetadata, Ttl, User, UserId, UserName,
+    from_millis, to_millis,
+};
+use crate::token::SessionId;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const STORE: &str = "sqlite";
+
+/// Users and sessions in one SQLite file (WAL mode, full fsync on commit).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db_err(err: sqlx::Error) -> Error {
+    Error::from_sqlx(STORE, err)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at a `sqlite://` URL, creating its parent directory.
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| Error::Config {
+                variable: "DATABASE_URL",
+                reason: format!("not a valid sqlite URL: {err}"),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let path = options.get_filename();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dir(parent)?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool, for tools that need raw access.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn session_version(&self, app: &App, id: &SessionId, now: i64) -> Result<Option<u64>> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM sessions WHERE id = ? AND app = ? AND expires_at > ?",
+        )
+        .bind(id.as_bytes().as_slice())
+        .bind(app.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(version.map(|v| v as u64))
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|err| Error::Unavailable {
+        store: STORE,
+        source: Box::new(err),
+    })
+}
+
+/// A `users` row as stored.
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    app: String,
+    email: String,
+    name: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+    fn try_from(row: UserRow) -> Result<Self> {
+        Ok(Self {
+            id: UserId::parse(&row.id).map_err(corrupt)?,
+            app: App::parse(&row.app).map_err(corrupt)?,
+            email: Email::parse(&row.email).map_err(corrupt)?,
+            name: UserName::parse(&row.name).map_err(corrupt)?,
+            created_at: from_millis(row.created_at)?,
+            updated_at: from_millis(row.updated_at)?,
+        })
+    }
+}
+
+/// A `sessions` row as stored.
+#[derive(FromRow)]
+struct SessionRow {
+    id: Vec<u8>,
+    app: String,
+    user_id: String,
+    ip: String,
+    user_agent: String,
+    data: String,
+    created_at: i64,
+    expires_at: i64,
+    last_seen_at: i64,
+    ttl_secs: i64,
+    version: i64,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = Error;
+    fn try_from(row: SessionRow) -> Result<Self> {
+        let id: [u8; 32] = row
+            .id
+            .try_into()
+            .map_err(|_| corrupt(Error::invalid("session_id", "stored id is not 32 bytes")))?;
+        Ok(Self {
+            id: SessionId::from_bytes(id),
+            user_id: UserId::parse(&row.user_id).map_err(corrupt)?,
+            app: App::parse(&row.app).map_err(corrupt)?,
+            metadata: SessionMetadata::parse(&row.ip, &row.user_agent).map_err(corrupt)?,
+            data: SessionData::from_json(&row.data).map_err(corrupt)?,
+            created_at: from_millis(row.created_at)?,
+            expires_at: from_millis(row.expires_at)?,
+            last_seen_at: from_millis(row.last_seen_at)?,
+            ttl: Ttl::from_secs(row.ttl_secs as u64).map_err(corrupt)?,
+            version: row.version as u64,
+        })
+    }
+}
+
+/// A stored value that no longer parses is a broken invariant, not bad input.
+fn corrupt(err: Error) -> Error {
+    Error::Internal {
+        context: "sqlite row decoding",
+        source: Box::new(err),
+    }
+}
+
+fn session_from_row(row: SqliteRow) -> Result<Session> {
+    SessionRow::from_row(&row).map_err(db_err)?.try_into()
+}
+
+fn user_from_row(row: SqliteRow) -> Result<User> {
+    UserRow::from_row(&row).map_err(db_err)?.try_into()
+}
+
+/// The `sessions` columns in [`SessionRow`] order, as a literal so queries stay `&'static str`.
+macro_rules! session_columns {
+    () => {
+        "id, app, user_id, ip, user_agent, data, created_at, expires_at, last_seen_at, ttl_secs, version"
+    };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        STORE
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|err| Error::Internal {
+                context: "sqlite migration",
+                source: Box::new(err),
+            })
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationState>> {
+        let has_table: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let applied: Vec<i64> = if has_table.is_some() {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?
+        } else {
+            Vec::new()
+        };
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| MigrationState {
+                version: m.version,
+                description: m.description.to_string(),
+                applied: applied.contains(&m.version),
+            })
+            .collect())
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, app, email, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.app.as_str())
+        .bind(user.email.as_str())
+        .bind(user.name.as_str())
+        .bind(to_millis(user.created_at))
+        .bind(to_millis(user.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, app: &App, id: UserId) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE app = ? AND id = ?")
+            .bind(app.as_str())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn find_user_by_email(&self, app: &App, email: &Email) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE app = ? AND email = ?")
+            .bind(app.as_str())
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn list_users(&self, app: &App, after: Option<UserId>, limit: u32) -> Result<Vec<User>> {
+        // UUIDv7 in hyphenated lowercase text sorts like the UUID itself.
+        sqlx::query("SELECT * FROM users WHERE app = ? AND id > ? ORDER BY id LIMIT ?")
+            .bind(app.as_str())
+            .bind(after.map(|id| id.to_string()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    async fn update_user(&self, user: &User) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET email = ?, name = ?, updated_at = ? WHERE app = ? AND id = ?",
+        )
+        .bind(user.email.as_str())
+        .bind(user.name.as_str())
+        .bind(to_millis(user.updated_at))
+        .bind(user.app.as_str())
+        .bind(user.id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, app: &App, id: UserId) -> Result<bool> {
+        // Sessions go with the user through ON DELETE CASCADE, in the same statement.
+        let done = sqlx::query("DELETE FROM users WHERE app = ? AND id = ?")
+            .bind(app.as_str())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO sessions (id, app, user_id, ip, user_agent, data, created_at, expires_at, \
+             last_seen_at, ttl_secs, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.id.as_bytes().as_slice())
+        .bind(session.app.as_str())
+        .bind(session.user_id.to_string())
+        .bind(session.metadata.ip().to_string())
+        .bind(session.metadata.user_agent())
+        .bind(session.data.to_json())
+        .bind(to_millis(session.created_at))
+        .bind(to_millis(session.expires_at))
+        .bind(to_millis(session.last_seen_at))
+        .bind(session.ttl.as_secs() as i64)
+        .bind(session.version as i64)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(Error::NotFound { what: "user" })
+            }
+            Err(err) => Err(db_err(err)),
+        }
+    }
+
+    async fn get_session(
+        &self,
+        app: &App,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = ? AND app = ? AND expires_at > ?"
+        ))
+        .bind(id.as_bytes().as_slice())
+        .bind(app.as_str())
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn list_sessions(
+        &self,
+        app: &App,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE app = ? AND user_id = ? AND expires_at > ? ORDER BY created_at, id"
+        ))
+        .bind(app.as_str())
+        .bind(user_id.to_string())
+        .bind(to_millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn extend_session(
+        &self,
+        app: &App,
+        id: &SessionId,
+        expires_at: OffsetDateTime,
+        last_seen_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>> {
+        sqlx::query(concat!(
+            "UPDATE sessions SET expires_at = ?, last_seen_at = ? \
+             WHERE id = ? AND app = ? AND expires_at > ? RETURNING ",
+            session_columns!()
+        ))
+        .bind(to_millis(expires_at))
+        .bind(to_millis(last_seen_at))
+        .bind(id.as_bytes().as_slice())
+        .bind(app.as_str())
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn update_session_data(
+        &self,
+        app: &App,
+        id: &SessionId,
+        expected_version: u64,
+        data: &SessionData,
+        now: OffsetDateTime,
+    ) -> Result<DataUpdate> {
+        let updated = sqlx::query(concat!(
+            "UPDATE sessions SET data = ?, version = version + 1 \
+             WHERE id = ? AND app = ? AND version = ? AND expires_at > ? RETURNING ",
+            session_columns!()
+        ))
+        .bind(data.to_json())
+        .bind(id.as_bytes().as_slice())
+        .bind(app.as_str())
+        .bind(expected_version as i64)
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = updated {
+            return Ok(DataUpdate::Updated(session_from_row(row)?));
+        }
+        Ok(match self.session_version(app, id, to_millis(now)).await? {
+            Some(_) => DataUpdate::StaleVersion,
+            None => DataUpdate::Missing,
+        })
+    }
+
+    async fn replace_session(
+        &self,
+        app: &App,
+        old: &SessionId,
+        expected_version: u64,
+        new: &Session,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // The delete comes first so the transaction takes the write lock at once.
+        let deleted = sqlx::query(
+            "DELETE FROM sessions WHERE id = ? AND app = ? AND version = ? AND expires_at > ?",
+        )
+        .bind(old.as_bytes().as_slice())
+        .bind(app.as_str())
+        .bind(expected_version as i64)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if deleted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, app, user_id, ip, user_agent, data, created_at, expires_at, \
+             last_seen_at, ttl_secs, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.id.as_bytes().as_slice())
+        .bind(new.app.as_str())
+        .bind(new.user_id.to_string())
+        .bind(new.metadata.ip().to_string())
+        .bind(new.metadata.user_agent())
+        .bind(new.data.to_json())
+        .bind(to_millis(new.created_at))
+        .bind(to_millis(new.expires_at))
+        .bind(to_millis(new.last_seen_at))
+        .bind(new.ttl.as_secs() as i64)
+        .bind(new.version as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn delete_session(&self, app: &App, id: &SessionId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id = ? AND app = ?")
+            .bind(id.as_bytes().as_slice())
+            .bind(app.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user_sessions(&self, app: &App, user_id: UserId) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE app = ? AND user_id = ?")
+            .bind(app.as_str())
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN \
+             (SELECT id FROM sessions WHERE expires_at <= ? LIMIT ?)",
+        )
+        .bind(to_millis(now))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn app_stats(&self) -> Result<Vec<AppStats>> {
+        let rows = sqlx::query(
+            "SELECT app, SUM(users) AS users, SUM(sessions) AS sessions FROM ( \
+               SELECT app, COUNT(*) AS users, 0 AS sessions FROM users GROUP BY app \
+               UNION ALL \
+               SELECT app, 0 AS users, COUNT(*) AS sessions FROM sessions GROUP BY app \
+             ) GROUP BY app ORDER BY app",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|row| {
+                let app: String = row.try_get("app").map_err(db_err)?;
+                let users: i64 = row.try_get("users").map_err(db_err)?;
+                let sessions: i64 = row.try_get("sessions").map_err(db_err)?;
+                Ok(AppStats {
+                    app: App::parse(&app).map_err(corrupt)?,
+                    users: users as u64,
+                    sessions: sessions as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_app_batch(&self, app: &App, limit: u32) -> Result<u64> {
+        for statement in [
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE app = ? LIMIT ?)",
+            "DELETE FROM users WHERE id IN (SELECT id FROM users WHERE app = ? LIMIT ?)",
+        ] {
+            let done = sqlx::query(statement)
+                .bind(app.as_str())
+                .bind(i64::from(limit))
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+            if done.rows_affected() > 0 {
+                return Ok(done.rows_affected());
+            }
+        }
+        Ok(0)
+    }
+}

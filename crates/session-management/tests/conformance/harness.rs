@@ -1,0 +1,86 @@
+//! One fresh store per test, and small helpers the tests share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_management::{
+    App, AppStats, CreateUserData, ManualClock, MemoryStore, Session, SessionMetadata,
+    SessionToken, SqliteStore, Store, Ttl, User, UserManager,
+};
+
+/// A manager over a fresh store, with a clock the test moves by hand.
+pub struct Harness {
+    pub manager: UserManager,
+    pub clock: ManualClock,
+    /// Keeps the SQLite file's directory alive for the test's duration.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Harness {
+    fn new(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Self {
+        let clock = ManualClock::new();
+        let manager = UserManager::new(store).with_clock(Arc::new(clock.clone()));
+        Self {
+            manager,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    /// A second manager on the same store and clock, with another maximum lifetime.
+    pub fn manager_with_max_lifetime(&self, max: Duration) -> UserManager {
+        self.manager.clone().with_max_lifetime(max)
+    }
+
+    pub async fn user(&self, app: &App, email: &str) -> User {
+        self.manager
+            .create(
+                app,
+                CreateUserData {
+                    email: email.into(),
+                    name: "Test User".into(),
+                },
+            )
+            .await
+            .expect("create user")
+    }
+
+    pub async fn session(&self, app: &App, user: &User, ttl_secs: u64) -> (SessionToken, Session) {
+        self.manager
+            .create_session(app, user.id, metadata(), ttl(ttl_secs))
+            .await
+            .expect("create session")
+    }
+
+    pub async fn stats(&self) -> Vec<AppStats> {
+        self.manager.app_stats().await.expect("stats")
+    }
+
+    pub fn advance(&self, secs: f64) {
+        self.clock.advance(Duration::from_secs_f64(secs));
+    }
+}
+
+pub fn app(name: &str) -> App {
+    App::parse(name).unwrap()
+}
+
+pub fn ttl(secs: u64) -> Ttl {
+    Ttl::from_secs(secs).unwrap()
+}
+
+pub fn metadata() -> SessionMetadata {
+    SessionMetadata::parse("203.0.113.7", "Mozilla/5.0 (X11; Linux x86_64) conformance").unwrap()
+}
+
+pub async fn memory() -> Harness {
+    Harness::new(Arc::new(MemoryStore::new()), None)
+}
+
+pub async fn sqlite() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let store = SqliteStore::connect(&url).await.expect("open sqlite");
+    store.migrate().await.expect("migrate sqlite");
+    Harness::new(Arc::new(store), Some(dir))
+}
