@@ -79,6 +79,16 @@ impl fmt::Debug for StoreSpec {
     }
 }
 
+/// Where the store is, fit to print: no password is ever shown.
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory (in-process, nothing kept after exit)"),
+            Self::Sqlite { url } => f.write_str(&crate::factory::redact_url(url)),
+        }
+    }
+}
+
 /// Everything the factory needs, parsed and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

@@ -269,7 +269,7 @@ impl UserManager {
             .update_session_data(app, id, expected_version, &data, self.now())
             .await?
         {
-            DataUpdate::Updated(session) => Ok(session),
+            DataUpdate::Updated(session) => Ok(*session),
             DataUpdate::StaleVersion => Err(Error::Conflict(ConflictKind::StaleVersion)),
             DataUpdate::Missing => Err(Error::NotFound { what: "session" }),
         }

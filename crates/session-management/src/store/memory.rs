@@ -261,7 +261,7 @@ impl Store for MemoryStore {
         let session = state.sessions.get_mut(id).expect("checked above");
         session.data = data.clone();
         session.version += 1;
-        Ok(DataUpdate::Updated(session.clone()))
+        Ok(DataUpdate::Updated(Box::new(session.clone())))
     }
 
     async fn replace_session(
@@ -286,7 +286,7 @@ impl Store for MemoryStore {
 
     async fn delete_session(&self, app: &App, id: &SessionId) -> Result<bool> {
         let mut state = self.lock();
-        if !state.sessions.get(id).is_some_and(|s| &s.app == app) {
+        if state.sessions.get(id).is_none_or(|s| &s.app != app) {
             return Ok(false);
         }
         Ok(state.remove_session(id).is_some())

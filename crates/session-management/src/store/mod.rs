@@ -24,7 +24,7 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataUpdate {
     /// The data was written; here is the session as stored now.
-    Updated(Session),
+    Updated(Box<Session>),
     /// The session exists but its version is not the expected one.
     StaleVersion,
     /// No live session has this id in this app.

@@ -409,7 +409,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         if let Some(row) = updated {
-            return Ok(DataUpdate::Updated(session_from_row(row)?));
+            return Ok(DataUpdate::Updated(Box::new(session_from_row(row)?)));
         }
         Ok(match self.session_version(app, id, to_millis(now)).await? {
             Some(_) => DataUpdate::StaleVersion,
