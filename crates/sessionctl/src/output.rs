@@ -77,6 +77,20 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints `value` as JSON with `--json`, else in its human form.
+pub fn either<T: Serialize + ?Sized>(
+    json_mode: bool,
+    value: &T,
+    human: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json_mode {
+        json(value)
+    } else {
+        human(value);
+        Ok(())
+    }
+}
+
 fn time(at: time::OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| at.to_string())

@@ -173,6 +173,27 @@ macro_rules! session_columns {
     };
 }
 
+/// The one `INSERT` of a session, shared by creation and rotation.
+fn insert_session_query(
+    session: &Session,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(
+        "INSERT INTO sessions (id, app, user_id, ip, user_agent, data, created_at, expires_at, \
+         last_seen_at, ttl_secs, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(session.id.as_bytes().as_slice())
+    .bind(session.app.as_str())
+    .bind(session.user_id.to_string())
+    .bind(session.metadata.ip().to_string())
+    .bind(session.metadata.user_agent())
+    .bind(session.data.to_json())
+    .bind(to_millis(session.created_at))
+    .bind(to_millis(session.expires_at))
+    .bind(to_millis(session.last_seen_at))
+    .bind(session.ttl.as_secs() as i64)
+    .bind(session.version as i64)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -293,23 +314,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_session(&self, session: &Session) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO sessions (id, app, user_id, ip, user_agent, data, created_at, expires_at, \
-             last_seen_at, ttl_secs, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(session.id.as_bytes().as_slice())
-        .bind(session.app.as_str())
-        .bind(session.user_id.to_string())
-        .bind(session.metadata.ip().to_string())
-        .bind(session.metadata.user_agent())
-        .bind(session.data.to_json())
-        .bind(to_millis(session.created_at))
-        .bind(to_millis(session.expires_at))
-        .bind(to_millis(session.last_seen_at))
-        .bind(session.ttl.as_secs() as i64)
-        .bind(session.version as i64)
-        .execute(&self.pool)
-        .await;
+        let result = insert_session_query(session).execute(&self.pool).await;
         match result {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
@@ -440,24 +445,10 @@ impl Store for SqliteStore {
         if deleted.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO sessions (id, app, user_id, ip, user_agent, data, created_at, expires_at, \
-             last_seen_at, ttl_secs, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.id.as_bytes().as_slice())
-        .bind(new.app.as_str())
-        .bind(new.user_id.to_string())
-        .bind(new.metadata.ip().to_string())
-        .bind(new.metadata.user_agent())
-        .bind(new.data.to_json())
-        .bind(to_millis(new.created_at))
-        .bind(to_millis(new.expires_at))
-        .bind(to_millis(new.last_seen_at))
-        .bind(new.ttl.as_secs() as i64)
-        .bind(new.version as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_session_query(new)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

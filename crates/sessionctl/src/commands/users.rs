@@ -16,12 +16,7 @@ pub async fn run(command: UsersCommand, manager: &Manager, json: bool) -> anyhow
             let user = manager
                 .create(&app(&a)?, CreateUserData { email, name })
                 .await?;
-            if json {
-                output::json(&user)
-            } else {
-                output::user(&user);
-                Ok(())
-            }
+            output::either(json, &user, output::user)
         }
         UsersCommand::Get { app: a, id, email } => {
             let app = app(&a)?;
@@ -33,12 +28,7 @@ pub async fn run(command: UsersCommand, manager: &Manager, json: bool) -> anyhow
                     .ok_or(Error::NotFound { what: "user" })?,
                 (None, None) => unreachable!("clap requires --id or --email"),
             };
-            if json {
-                output::json(&user)
-            } else {
-                output::user(&user);
-                Ok(())
-            }
+            output::either(json, &user, output::user)
         }
         UsersCommand::List {
             app: a,
@@ -46,12 +36,7 @@ pub async fn run(command: UsersCommand, manager: &Manager, json: bool) -> anyhow
             cursor,
         } => {
             let page = manager.list(&app(&a)?, cursor.as_deref(), limit).await?;
-            if json {
-                output::json(&page)
-            } else {
-                output::users(&page);
-                Ok(())
-            }
+            output::either(json, &page, output::users)
         }
         UsersCommand::Update {
             app: a,
@@ -66,12 +51,7 @@ pub async fn run(command: UsersCommand, manager: &Manager, json: bool) -> anyhow
                     UpdateUserData { email, name },
                 )
                 .await?;
-            if json {
-                output::json(&user)
-            } else {
-                output::user(&user);
-                Ok(())
-            }
+            output::either(json, &user, output::user)
         }
         UsersCommand::Delete { app: a, id } => {
             let id = UserId::parse(&id)?;
