@@ -72,7 +72,7 @@ pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
 }
 
 /// Prints a value as pretty JSON.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -99,7 +99,7 @@ fn token_args(args: TokenArgs) -> anyhow::Result<(session_management::App, Sessi
 }
 
 fn print_session(session: &Session, json: bool) -> anyhow::Result<()> {
-    output::either(json, &session, output::session)
+    output::either(json, session, output::session)
 }
 
 /// The only place a token is printed: once, when it is issued.
