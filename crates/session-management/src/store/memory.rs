@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{DataUpdate, MigrationState, Store};
+use super::{DataUpdate, Invalidation, MigrationState, OutboxEntry, Store};
 use crate::error::{ConflictKind, Error, Result};
 use crate::model::{App, AppStats, Email, Session, SessionData, User, UserId};
 use crate::token::SessionId;
@@ -29,12 +29,24 @@ struct State {
     sessions: HashMap<SessionId, Session>,
     /// Each user's session ids.
     by_user: HashMap<UserId, BTreeSet<SessionId>>,
+    /// Whether deletions are recorded in `outbox`.
+    records_invalidations: bool,
+    outbox: BTreeMap<i64, Invalidation>,
+    next_seq: i64,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that records every session deletion in its invalidation outbox, as the durable
+    /// store under a [`TieredStore`](crate::store::TieredStore) must.
+    pub fn with_invalidation_outbox() -> Self {
+        let store = Self::default();
+        store.lock().records_invalidations = true;
+        store
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -53,8 +65,21 @@ impl State {
             .filter(|s| &s.app == app && s.is_live_at(now))
     }
 
+    fn push_invalidation(&mut self, invalidation: Invalidation) {
+        self.next_seq += 1;
+        self.outbox.insert(self.next_seq, invalidation);
+    }
+
+    /// Removes a session, recording its revocation when the outbox is on.
     fn remove_session(&mut self, id: &SessionId) -> Option<Session> {
         let session = self.sessions.remove(id)?;
+        if self.records_invalidations {
+            self.push_invalidation(Invalidation::Revoke {
+                app: session.app.clone(),
+                id: session.id,
+                until: session.expires_at,
+            });
+        }
         if let Some(ids) = self.by_user.get_mut(&session.user_id) {
             ids.remove(id);
             if ids.is_empty() {
@@ -62,6 +87,13 @@ impl State {
             }
         }
         Some(session)
+    }
+
+    /// Removes a session without an outbox entry: it is expired, or a `ResetApp` entry covers it.
+    fn remove_session_unrecorded(&mut self, id: &SessionId) {
+        let record = std::mem::replace(&mut self.records_invalidations, false);
+        self.remove_session(id);
+        self.records_invalidations = record;
     }
 
     fn add_session(&mut self, session: Session) {
@@ -306,7 +338,7 @@ impl Store for MemoryStore {
             .map(|s| s.id)
             .collect();
         for id in &expired {
-            state.remove_session(id);
+            state.remove_session_unrecorded(id);
         }
         Ok(expired.len() as u64)
     }
@@ -343,7 +375,10 @@ impl Store for MemoryStore {
             .collect();
         if !session_ids.is_empty() {
             for id in &session_ids {
-                state.remove_session(id);
+                state.remove_session_unrecorded(id);
+            }
+            if state.records_invalidations {
+                state.push_invalidation(Invalidation::ResetApp { app: app.clone() });
             }
             return Ok(session_ids.len() as u64);
         }
@@ -364,5 +399,35 @@ impl Store for MemoryStore {
             state.emails.remove(&(app.clone(), email));
         }
         Ok(ids.len() as u64)
+    }
+
+    fn records_invalidations(&self) -> bool {
+        self.lock().records_invalidations
+    }
+
+    async fn enqueue_invalidation(&self, invalidation: &Invalidation) -> Result<()> {
+        self.lock().push_invalidation(invalidation.clone());
+        Ok(())
+    }
+
+    async fn pending_invalidations(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
+        Ok(self
+            .lock()
+            .outbox
+            .iter()
+            .take(limit as usize)
+            .map(|(seq, invalidation)| OutboxEntry {
+                seq: *seq,
+                invalidation: invalidation.clone(),
+            })
+            .collect())
+    }
+
+    async fn ack_invalidations(&self, seqs: &[i64]) -> Result<()> {
+        let mut state = self.lock();
+        for seq in seqs {
+            state.outbox.remove(seq);
+        }
+        Ok(())
     }
 }

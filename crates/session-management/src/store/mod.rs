@@ -31,6 +31,107 @@ pub enum DataUpdate {
     Missing,
 }
 
+/// A change the Redis hot tier must hear about, kept in the durable store's invalidation outbox until
+/// it has been applied to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// The session is gone (revoked, rotated away, its user deleted): drop any cached copy and refuse
+    /// to cache it again until `until` (its former expiry).
+    Revoke {
+        /// The session's app.
+        app: App,
+        /// The session.
+        id: SessionId,
+        /// When the session would have expired anyway.
+        until: OffsetDateTime,
+    },
+    /// The session changed: drop the cached copy; the next read caches the new one.
+    Evict {
+        /// The session's app.
+        app: App,
+        /// The session.
+        id: SessionId,
+    },
+    /// Every session of the app is gone (reset).
+    ResetApp {
+        /// The app.
+        app: App,
+    },
+}
+
+impl Invalidation {
+    /// The outbox row's `kind` column.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Revoke { .. } => "revoke",
+            Self::Evict { .. } => "evict",
+            Self::ResetApp { .. } => "reset_app",
+        }
+    }
+
+    /// The app it concerns.
+    pub fn app(&self) -> &App {
+        match self {
+            Self::Revoke { app, .. } | Self::Evict { app, .. } | Self::ResetApp { app } => app,
+        }
+    }
+
+    /// The session it concerns, if one.
+    pub(crate) fn session_id(&self) -> Option<&SessionId> {
+        match self {
+            Self::Revoke { id, .. } | Self::Evict { id, .. } => Some(id),
+            Self::ResetApp { .. } => None,
+        }
+    }
+
+    /// Until when a revoked session may not be cached again.
+    pub(crate) fn until(&self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Revoke { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+
+    /// Rebuilds an invalidation from an outbox row's columns.
+    pub(crate) fn from_row(
+        kind: &str,
+        app: &str,
+        session_id: Option<&[u8]>,
+        until: Option<OffsetDateTime>,
+    ) -> Result<Self> {
+        let corrupt = |what: &str| crate::Error::Internal {
+            context: "invalidation outbox row",
+            source: what.to_owned().into(),
+        };
+        let app = App::parse(app).map_err(|_| corrupt("bad app"))?;
+        let id = || -> Result<SessionId> {
+            let bytes: [u8; 32] = session_id
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("bad session id"))?;
+            Ok(SessionId::from_bytes(bytes))
+        };
+        match kind {
+            "revoke" => Ok(Self::Revoke {
+                app,
+                id: id()?,
+                until: until.ok_or_else(|| corrupt("revoke without until"))?,
+            }),
+            "evict" => Ok(Self::Evict { app, id: id()? }),
+            "reset_app" => Ok(Self::ResetApp { app }),
+            _ => Err(corrupt("unknown kind")),
+        }
+    }
+}
+
+/// An [`Invalidation`] waiting in the outbox, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Increasing position in the outbox.
+    pub seq: i64,
+    /// What Redis must apply.
+    pub invalidation: Invalidation,
+}
+
 /// One schema migration and whether it has been applied.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MigrationState {
@@ -139,4 +240,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Deletes up to `limit` of the app's rows, sessions before users; returns how many. Called until
     /// it returns 0 to reset an app in bounded steps.
     async fn delete_app_batch(&self, app: &App, limit: u32) -> Result<u64>;
+
+    /// Whether this store records an [`Invalidation`] in its outbox, in the same transaction, for every
+    /// session it deletes (as a durable store under a [`TieredStore`](crate::store::TieredStore) must).
+    fn records_invalidations(&self) -> bool;
+
+    /// Appends an invalidation to the outbox on its own (for changes whose cache update failed).
+    async fn enqueue_invalidation(&self, invalidation: &Invalidation) -> Result<()>;
+
+    /// The oldest `limit` outbox entries, in order.
+    async fn pending_invalidations(&self, limit: u32) -> Result<Vec<OutboxEntry>>;
+
+    /// Removes applied entries from the outbox.
+    async fn ack_invalidations(&self, seqs: &[i64]) -> Result<()>;
 }

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{FromRow, Row};
 use time::OffsetDateTime;
 
-use super::{DataUpdate, MigrationState, Store};
+use super::{DataUpdate, Invalidation, MigrationState, OutboxEntry, Store};
 use crate::error::{Error, Result};
 use crate::model::{
     App, AppStats, Email, Session, SessionData, SessionMetadata, Ttl, User, UserId, UserName,
@@ -28,6 +28,7 @@ const STORE: &str = "sqlite";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    records_invalidations: bool,
 }
 
 fn db_err(err: sqlx::Error) -> Error {
@@ -58,12 +59,43 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            records_invalidations: false,
+        })
+    }
+
+    /// Records every session deletion in the invalidation outbox, in the same transaction, as the
+    /// durable store under a [`TieredStore`](crate::store::TieredStore) must.
+    pub fn with_invalidation_outbox(mut self) -> Self {
+        self.records_invalidations = true;
+        self
     }
 
     /// The underlying pool, for tools that need raw access.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Deletes a user's sessions inside `tx`, recording their revocation when the outbox is on.
+    async fn delete_sessions_where_user(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        app: &App,
+        user_id: UserId,
+    ) -> Result<u64> {
+        let deleted: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "DELETE FROM sessions WHERE app = ? AND user_id = ? RETURNING id, expires_at",
+        )
+        .bind(app.as_str())
+        .bind(user_id.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if self.records_invalidations {
+            insert_invalidations(tx, &revocations(app, &deleted)?).await?;
+        }
+        Ok(deleted.len() as u64)
     }
 
     async fn session_version(&self, app: &App, id: &SessionId, now: i64) -> Result<Option<u64>> {
@@ -171,6 +203,43 @@ macro_rules! session_columns {
     () => {
         "id, app, user_id, ip, user_agent, data, created_at, expires_at, last_seen_at, ttl_secs, version"
     };
+}
+
+/// Appends invalidations to the outbox inside the caller's transaction.
+async fn insert_invalidations(
+    conn: &mut sqlx::SqliteConnection,
+    invalidations: &[Invalidation],
+) -> Result<()> {
+    for invalidation in invalidations {
+        sqlx::query(
+            "INSERT INTO invalidation_outbox (kind, app, session_id, until_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(invalidation.kind())
+        .bind(invalidation.app().as_str())
+        .bind(invalidation.session_id().map(|id| id.as_bytes().to_vec()))
+        .bind(invalidation.until().map(to_millis))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// `Revoke` invalidations for rows returned as `(id, expires_at)` by a `DELETE … RETURNING`.
+fn revocations(app: &App, rows: &[(Vec<u8>, i64)]) -> Result<Vec<Invalidation>> {
+    rows.iter()
+        .map(|(id, expires_at)| {
+            let id: [u8; 32] = id
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt(Error::invalid("session_id", "stored id is not 32 bytes")))?;
+            Ok(Invalidation::Revoke {
+                app: app.clone(),
+                id: SessionId::from_bytes(id),
+                until: from_millis(*expires_at)?,
+            })
+        })
+        .collect()
 }
 
 /// The one `INSERT` of a session, shared by creation and rotation.
@@ -303,14 +372,20 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, app: &App, id: UserId) -> Result<bool> {
-        // Sessions go with the user through ON DELETE CASCADE, in the same statement.
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // Sessions first (ON DELETE CASCADE would take them too, but the outbox needs their ids).
+        self.delete_sessions_where_user(&mut tx, app, id).await?;
         let done = sqlx::query("DELETE FROM users WHERE app = ? AND id = ?")
             .bind(app.as_str())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn insert_session(&self, session: &Session) -> Result<()> {
@@ -445,6 +520,15 @@ impl Store for SqliteStore {
         if deleted.rows_affected() != 1 {
             return Ok(false);
         }
+        if self.records_invalidations {
+            // Rotation keeps the expiry, so the old id is blocked until the same instant.
+            let revoked = Invalidation::Revoke {
+                app: app.clone(),
+                id: *old,
+                until: new.expires_at,
+            };
+            insert_invalidations(&mut tx, &[revoked]).await?;
+        }
         insert_session_query(new)
             .execute(&mut *tx)
             .await
@@ -454,23 +538,29 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, app: &App, id: &SessionId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id = ? AND app = ?")
-            .bind(id.as_bytes().as_slice())
-            .bind(app.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let deleted: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "DELETE FROM sessions WHERE id = ? AND app = ? RETURNING id, expires_at",
+        )
+        .bind(id.as_bytes().as_slice())
+        .bind(app.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if self.records_invalidations {
+            insert_invalidations(&mut tx, &revocations(app, &deleted)?).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted.len() == 1)
     }
 
     async fn delete_user_sessions(&self, app: &App, user_id: UserId) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE app = ? AND user_id = ?")
-            .bind(app.as_str())
-            .bind(user_id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(done.rows_affected())
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let deleted = self
+            .delete_sessions_where_user(&mut tx, app, user_id)
+            .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
     }
 
     async fn purge_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64> {
@@ -516,16 +606,62 @@ impl Store for SqliteStore {
             "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE app = ? LIMIT ?)",
             "DELETE FROM users WHERE id IN (SELECT id FROM users WHERE app = ? LIMIT ?)",
         ] {
+            let mut tx = self.pool.begin().await.map_err(db_err)?;
             let done = sqlx::query(statement)
                 .bind(app.as_str())
                 .bind(i64::from(limit))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
             if done.rows_affected() > 0 {
+                if self.records_invalidations && statement.contains("sessions") {
+                    let reset = Invalidation::ResetApp { app: app.clone() };
+                    insert_invalidations(&mut tx, &[reset]).await?;
+                }
+                tx.commit().await.map_err(db_err)?;
                 return Ok(done.rows_affected());
             }
         }
         Ok(0)
+    }
+
+    fn records_invalidations(&self) -> bool {
+        self.records_invalidations
+    }
+
+    async fn enqueue_invalidation(&self, invalidation: &Invalidation) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        insert_invalidations(&mut conn, std::slice::from_ref(invalidation)).await
+    }
+
+    async fn pending_invalidations(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let rows: Vec<(i64, String, String, Option<Vec<u8>>, Option<i64>)> = sqlx::query_as(
+            "SELECT seq, kind, app, session_id, until_ms FROM invalidation_outbox ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(seq, kind, app, id, until)| {
+                let until = until.map(from_millis).transpose()?;
+                Ok(OutboxEntry {
+                    seq,
+                    invalidation: Invalidation::from_row(&kind, &app, id.as_deref(), until)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ack_invalidations(&self, seqs: &[i64]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for seq in seqs {
+            sqlx::query("DELETE FROM invalidation_outbox WHERE seq = ?")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 }

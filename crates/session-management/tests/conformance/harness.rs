@@ -10,6 +10,7 @@ use session_management::{
 
 /// A manager over a fresh store, with a clock the test moves by hand.
 pub struct Harness {
+    pub store: Arc<dyn Store>,
     pub manager: UserManager,
     pub clock: ManualClock,
     /// Keeps the SQLite file's directory alive for the test's duration.
@@ -19,8 +20,9 @@ pub struct Harness {
 impl Harness {
     fn new(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Self {
         let clock = ManualClock::new();
-        let manager = UserManager::new(store).with_clock(Arc::new(clock.clone()));
+        let manager = UserManager::new(store.clone()).with_clock(Arc::new(clock.clone()));
         Self {
+            store,
             manager,
             clock,
             _dir: dir,
@@ -77,10 +79,24 @@ pub async fn memory() -> Harness {
     Harness::new(Arc::new(MemoryStore::new()), None)
 }
 
-pub async fn sqlite() -> Harness {
+pub async fn memory_with_outbox() -> Harness {
+    Harness::new(Arc::new(MemoryStore::with_invalidation_outbox()), None)
+}
+
+async fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
     let store = SqliteStore::connect(&url).await.expect("open sqlite");
     store.migrate().await.expect("migrate sqlite");
+    (store, dir)
+}
+
+pub async fn sqlite() -> Harness {
+    let (store, dir) = sqlite_store().await;
     Harness::new(Arc::new(store), Some(dir))
+}
+
+pub async fn sqlite_with_outbox() -> Harness {
+    let (store, dir) = sqlite_store().await;
+    Harness::new(Arc::new(store.with_invalidation_outbox()), Some(dir))
 }

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod harness;
+mod outbox;
 mod sessions;
 mod users;
 
@@ -51,5 +52,24 @@ macro_rules! conformance_suite {
     };
 }
 
+/// The invalidation outbox of a durable store (one that can sit under a `TieredStore`).
+macro_rules! outbox_suite {
+    ($backend:ident => $make:path) => {
+        mod $backend {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_session_deletion_is_recorded_in_the_outbox_in_order() {
+                let harness = $make().await;
+                crate::outbox::every_session_deletion_is_recorded_in_the_outbox_in_order(&harness)
+                    .await;
+            }
+        }
+    };
+}
+
 conformance_suite!(memory => crate::harness::memory);
 conformance_suite!(sqlite => crate::harness::sqlite);
+
+mod outbox_of {
+    outbox_suite!(memory => crate::harness::memory_with_outbox);
+    outbox_suite!(sqlite => crate::harness::sqlite_with_outbox);
+}
