@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::model::Ttl;
+use crate::store::TieredOptions;
 
 /// Which kind of deployment this is (`SESSION_ENV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -68,6 +69,11 @@ pub enum StoreSpec {
         /// The connection URL.
         url: String,
     },
+    /// [`PostgresStore`](crate::store::PostgresStore) at this `postgres://` URL.
+    Postgres {
+        /// The connection URL (it may hold a password: print it through `Display`, which redacts).
+        url: String,
+    },
 }
 
 impl fmt::Debug for StoreSpec {
@@ -75,6 +81,7 @@ impl fmt::Debug for StoreSpec {
         match self {
             Self::Memory => f.write_str("Memory"),
             Self::Sqlite { url } => write!(f, "Sqlite({url})"),
+            Self::Postgres { url } => write!(f, "Postgres({})", crate::factory::redact_url(url)),
         }
     }
 }
@@ -84,8 +91,31 @@ impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory => f.write_str("memory (in-process, nothing kept after exit)"),
-            Self::Sqlite { url } => f.write_str(&crate::factory::redact_url(url)),
+            Self::Sqlite { url } | Self::Postgres { url } => {
+                f.write_str(&crate::factory::redact_url(url))
+            }
         }
+    }
+}
+
+/// The Redis hot tier, when `REDIS_URL` is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSpec {
+    /// `REDIS_URL`.
+    pub url: String,
+    /// `SESSION_KEY_PREFIX`: every key starts with it (default `sm:`).
+    pub key_prefix: String,
+    /// Timeouts and breaker settings (`SESSION_REDIS_TIMEOUT_MS`).
+    pub options: TieredOptions,
+}
+
+impl fmt::Debug for RedisSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSpec")
+            .field("url", &crate::factory::redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -96,6 +126,8 @@ pub struct Config {
     pub environment: ManagerEnvironment,
     /// The resolved durable store (from `DATABASE_URL`, or the default for the environment).
     pub store: StoreSpec,
+    /// The Redis tier in front of it, if any.
+    pub redis: Option<RedisSpec>,
     /// `SESSION_MAX_LIFETIME`: no session lives longer than this after its creation, however often
     /// it is touched. Defaults to the largest TTL, 400 days.
     pub max_lifetime: Duration,
@@ -149,13 +181,9 @@ impl Config {
                 }
             },
         };
-        if get("REDIS_URL").is_some() {
-            return Err(Error::Config {
-                variable: "REDIS_URL",
-                reason: "the Redis hot tier is not available in this version; unset REDIS_URL"
-                    .to_owned(),
-            });
-        }
+        let redis = get("REDIS_URL")
+            .map(|url| redis_spec(url, &get))
+            .transpose()?;
         let max_lifetime = match get("SESSION_MAX_LIFETIME") {
             None => Duration::from_secs(Ttl::MAX_SECONDS),
             Some(raw) => {
@@ -172,9 +200,47 @@ impl Config {
         Ok(Self {
             environment,
             store,
+            redis,
             max_lifetime,
         })
     }
+}
+
+fn redis_spec<'a>(url: &str, get: &impl Fn(&str) -> Option<&'a str>) -> Result<RedisSpec> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        return Err(Error::Config {
+            variable: "REDIS_URL",
+            reason: format!("unsupported scheme {scheme:?} (expected redis:// or rediss://)"),
+        });
+    }
+    let key_prefix = get("SESSION_KEY_PREFIX").unwrap_or("sm:").to_owned();
+    if key_prefix.len() > 64
+        || key_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::Config {
+            variable: "SESSION_KEY_PREFIX",
+            reason: "must be at most 64 characters, without spaces or control characters".into(),
+        });
+    }
+    let mut options = TieredOptions::default();
+    if let Some(raw) = get("SESSION_REDIS_TIMEOUT_MS") {
+        let ms = raw
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=10_000).contains(ms));
+        options.redis_timeout = Duration::from_millis(ms.ok_or_else(|| Error::Config {
+            variable: "SESSION_REDIS_TIMEOUT_MS",
+            reason: "must be a number of milliseconds from 1 to 10000".into(),
+        })?);
+    }
+    Ok(RedisSpec {
+        url: url.to_owned(),
+        key_prefix,
+        options,
+    })
 }
 
 /// Picks the backend from the URL's scheme, as sqlx does; an unknown scheme is named in the error.
@@ -185,18 +251,18 @@ fn store_from_url(url: &str) -> Result<StoreSpec> {
             url: url.to_owned(),
         }),
         "memory" => Ok(StoreSpec::Memory),
-        "postgres" | "postgresql" => Err(Error::Config {
-            variable: "DATABASE_URL",
-            reason: "the postgres backend is not available in this version; use sqlite://"
-                .to_owned(),
+        "postgres" | "postgresql" => Ok(StoreSpec::Postgres {
+            url: url.to_owned(),
         }),
         "" => Err(Error::Config {
             variable: "DATABASE_URL",
-            reason: "has no scheme (expected sqlite:// or memory://)".to_owned(),
+            reason: "has no scheme (expected postgres://, sqlite:// or memory://)".to_owned(),
         }),
         other => Err(Error::Config {
             variable: "DATABASE_URL",
-            reason: format!("unsupported scheme {other:?} (expected sqlite:// or memory://)"),
+            reason: format!(
+                "unsupported scheme {other:?} (expected postgres://, sqlite:// or memory://)"
+            ),
         }),
     }
 }
@@ -305,6 +371,44 @@ mod tests {
         assert_eq!(
             config_error_variable(&[("SESSION_MAX_LIFETIME", "soon")]),
             "SESSION_MAX_LIFETIME"
+        );
+    }
+
+    #[test]
+    fn postgres_and_redis_urls_are_read_and_passwords_never_printed() {
+        let c = config(&[
+            ("DATABASE_URL", "postgres://app:hunter2@db:5432/sm"),
+            ("REDIS_URL", "redis://:hunter2@cache:6379/0"),
+            ("SESSION_KEY_PREFIX", "acme:"),
+            ("SESSION_REDIS_TIMEOUT_MS", "20"),
+        ])
+        .unwrap();
+        assert!(matches!(c.store, StoreSpec::Postgres { .. }));
+        let redis = c.redis.clone().unwrap();
+        assert_eq!(redis.key_prefix, "acme:");
+        assert_eq!(redis.options.redis_timeout, Duration::from_millis(20));
+        let printed = format!("{c:?} {}", c.store);
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn redis_defaults_and_bad_values() {
+        let c = config(&[("SESSION_ENV", "test"), ("REDIS_URL", "redis://127.0.0.1")]).unwrap();
+        assert_eq!(c.redis.unwrap().key_prefix, "sm:");
+        assert_eq!(
+            config_error_variable(&[("REDIS_URL", "http://x")]),
+            "REDIS_URL"
+        );
+        assert_eq!(
+            config_error_variable(&[("REDIS_URL", "redis://x"), ("SESSION_KEY_PREFIX", "a b")]),
+            "SESSION_KEY_PREFIX"
+        );
+        assert_eq!(
+            config_error_variable(&[
+                ("REDIS_URL", "redis://x"),
+                ("SESSION_REDIS_TIMEOUT_MS", "0")
+            ]),
+            "SESSION_REDIS_TIMEOUT_MS"
         );
     }
 

@@ -44,8 +44,12 @@
 //! - [`factory`]: [`UserManagerFactory`], which opens the store the configuration names;
 //! - [`manager`]: [`UserManager`], where validation, tokens and TTL rules live;
 //! - [`clock`]: where "now" comes from ([`SystemClock`], or [`ManualClock`] in tests);
-//! - [`store`]: the [`Store`] trait and its backends, [`MemoryStore`] and [`SqliteStore`].
+//! - [`background`]: store upkeep and expired-session sweeps for long-running processes;
+//! - [`store`]: the [`Store`] trait and its backends, [`MemoryStore`], [`SqliteStore`] and
+//!   [`PostgresStore`]; [`RedisSessionCache`], the hot tier, and [`TieredStore`], Redis in front of
+//!   a durable store (with its circuit breaker in `store::breaker`).
 
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -55,8 +59,9 @@ pub mod model;
 pub mod store;
 pub mod token;
 
+pub use background::{Background, BackgroundOptions};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, ManagerEnvironment, StoreSpec};
+pub use config::{Config, ManagerEnvironment, RedisSpec, StoreSpec};
 pub use error::{ConflictKind, Error, Result};
 pub use factory::UserManagerFactory;
 pub use manager::UserManager;
@@ -64,7 +69,9 @@ pub use model::{
     App, AppStats, CreateUserData, Email, Page, Session, SessionData, SessionMetadata, Ttl,
     UpdateUserData, User, UserId, UserName,
 };
-pub use store::{MemoryStore, SqliteStore, Store};
+pub use store::{
+    MemoryStore, PostgresStore, RedisSessionCache, SqliteStore, Store, TieredOptions, TieredStore,
+};
 pub use token::{SessionId, SessionToken};
 
 /// The seed's `UserManagerInterface`: in Rust, the one [`UserManager`] type, whatever the store.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::background::{Background, BackgroundOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConflictKind, Error, Result};
 use crate::model::{
@@ -289,9 +290,14 @@ impl UserManager {
         self.revoke(app, &token.id()).await
     }
 
-    /// The user's live sessions, oldest first; `NotFound` when the app has no such user.
+    /// The user's live sessions, oldest first; `NotFound` when the app has no such user. When the
+    /// user cannot be checked because the durable store is down, the store answers from what it can
+    /// reach (the tiered store's Redis index).
     pub async fn list_sessions(&self, app: &App, user_id: UserId) -> Result<Vec<Session>> {
-        self.get(app, user_id).await?;
+        match self.get(app, user_id).await {
+            Ok(_) | Err(Error::Unavailable { .. }) => {}
+            Err(err) => return Err(err),
+        }
         self.store.list_sessions(app, user_id, self.now()).await
     }
 
@@ -317,6 +323,12 @@ impl UserManager {
     }
 
     // ----- operations -----
+
+    /// Starts the background work (store upkeep and expired-session sweeps) on the current Tokio
+    /// runtime; keep the handle and call [`Background::shutdown`] to stop it.
+    pub fn start_background(&self, options: BackgroundOptions) -> Background {
+        Background::start(self.clone(), options)
+    }
 
     /// Row counts per app.
     pub async fn app_stats(&self) -> Result<Vec<AppStats>> {

@@ -14,11 +14,18 @@ use crate::error::Result;
 use crate::model::{App, AppStats, Email, Session, SessionData, User, UserId};
 use crate::token::SessionId;
 
+pub mod breaker;
 pub mod memory;
+pub mod postgres;
+pub mod redis;
 pub mod sqlite;
+pub mod tiered;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
+pub use redis::RedisSessionCache;
 pub use sqlite::SqliteStore;
+pub use tiered::{TieredOptions, TieredStore};
 
 /// The outcome of a conditional update of a session's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,4 +260,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Removes applied entries from the outbox.
     async fn ack_invalidations(&self, seqs: &[i64]) -> Result<()>;
+
+    /// Periodic upkeep, called by the manager's background task a few times a second: for the tiered
+    /// store, probing Redis and replaying the invalidation outbox. Nothing to do for the others.
+    async fn maintain(&self) -> Result<()> {
+        Ok(())
+    }
 }

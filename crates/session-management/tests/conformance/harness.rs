@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_management::{
-    App, AppStats, CreateUserData, ManualClock, MemoryStore, Session, SessionMetadata,
-    SessionToken, SqliteStore, Store, Ttl, User, UserManager,
+    App, AppStats, CreateUserData, ManualClock, MemoryStore, PostgresStore, Session,
+    SessionMetadata, SessionToken, SqliteStore, Store, Ttl, User, UserManager,
 };
+
+use crate::test_db::TestDatabase;
 
 /// A manager over a fresh store, with a clock the test moves by hand.
 pub struct Harness {
@@ -15,6 +17,9 @@ pub struct Harness {
     pub clock: ManualClock,
     /// Keeps the SQLite file's directory alive for the test's duration.
     _dir: Option<tempfile::TempDir>,
+    /// Drops the test's PostgreSQL database when the harness goes, even after a panic. Declared
+    /// last so the store's pool goes first.
+    _db: Option<TestDatabase>,
 }
 
 impl Harness {
@@ -26,7 +31,14 @@ impl Harness {
             manager,
             clock,
             _dir: dir,
+            _db: None,
         }
+    }
+
+    /// Ties a test database's lifetime to the harness.
+    fn with_database_guard(mut self, db: TestDatabase) -> Self {
+        self._db = Some(db);
+        self
     }
 
     /// A second manager on the same store and clock, with another maximum lifetime.
@@ -99,4 +111,24 @@ pub async fn sqlite() -> Harness {
 pub async fn sqlite_with_outbox() -> Harness {
     let (store, dir) = sqlite_store().await;
     Harness::new(Arc::new(store.with_invalidation_outbox()), Some(dir))
+}
+
+/// A migrated store on a database of the test's own.
+async fn postgres_store() -> (PostgresStore, TestDatabase) {
+    let db = TestDatabase::create().await;
+    let store = PostgresStore::connect(db.url())
+        .await
+        .expect("connect postgres");
+    store.migrate().await.expect("migrate postgres");
+    (store, db)
+}
+
+pub async fn postgres() -> Harness {
+    let (store, db) = postgres_store().await;
+    Harness::new(Arc::new(store), None).with_database_guard(db)
+}
+
+pub async fn postgres_with_outbox() -> Harness {
+    let (store, db) = postgres_store().await;
+    Harness::new(Arc::new(store.with_invalidation_outbox()), None).with_database_guard(db)
 }

@@ -7,6 +7,8 @@ mod bad_input;
 mod harness;
 mod outbox;
 mod sessions;
+#[path = "../support/test_db.rs"]
+mod test_db;
 mod users;
 
 /// Instantiates every conformance test for one backend, as `<backend>::<test>`.
@@ -68,8 +70,10 @@ macro_rules! outbox_suite {
 
 conformance_suite!(memory => crate::harness::memory);
 conformance_suite!(sqlite => crate::harness::sqlite);
+conformance_suite!(postgres => crate::harness::postgres);
 
 mod outbox_of {
     outbox_suite!(memory => crate::harness::memory_with_outbox);
     outbox_suite!(sqlite => crate::harness::sqlite_with_outbox);
+    outbox_suite!(postgres => crate::harness::postgres_with_outbox);
 }
