@@ -602,3 +602,75 @@ fn a_token_starting_with_a_hyphen_is_accepted_by_token() {
     ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
 }
+
+#[path = "../../session-management/tests/support/redis_prefix.rs"]
+mod redis_prefix;
+#[path = "../../session-management/tests/support/test_db.rs"]
+mod test_db;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_and_redis_a_round_trip_works_and_reset_clears_one_apps_keys() {
+    let db = test_db::TestDatabase::create().await;
+    let prefix = redis_prefix::TestPrefix::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox {
+        env: vec![
+            ("DATABASE_URL".into(), db.url().to_owned()),
+            ("REDIS_URL".into(), prefix.url().to_owned()),
+            ("SESSION_KEY_PREFIX".into(), prefix.as_str().to_owned()),
+        ],
+        dir,
+    };
+    let status = sb.json(&["db", "migrate"]);
+    assert!(status["migrations"].as_array().unwrap().len() >= 2);
+    let web_user = sb.create_user("web", "ada@example.com");
+    let (token, id) = sb.create_session("web", &web_user);
+    let admin_user = sb.create_user("admin", "boss@example.com");
+    let (admin_token, _) = sb.create_session("admin", &admin_user);
+    assert_eq!(
+        code(&sb.run(&["sessions", "validate", "--app", "web", "--token", &token])),
+        0
+    );
+    assert!(
+        prefix.count_keys().await >= 4,
+        "sessions and indexes are cached in Redis"
+    );
+    let status = sb.json(&["db", "status"]);
+    assert!(status["redis"].as_str().unwrap().contains(prefix.as_str()));
+    assert_eq!(status["backend"], "tiered");
+
+    sb.json(&["sessions", "revoke", "--app", "web", "--id", &id]);
+    assert_eq!(
+        code(&sb.run(&["sessions", "validate", "--app", "web", "--token", &token])),
+        3
+    );
+
+    sb.json(&["db", "reset", "--app", "web", "--yes"]);
+    let dump = prefix.dump().await;
+    let own = prefix.as_str().as_bytes();
+    assert!(!dump.is_empty());
+    let names: Vec<String> = dump
+        .iter()
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert!(
+        dump.iter()
+            .all(|(k, _)| k[own.len()..].starts_with(b"admin:")),
+        "only admin keys remain: {names:?}"
+    );
+    assert_eq!(
+        code(&sb.run(&[
+            "sessions",
+            "validate",
+            "--app",
+            "admin",
+            "--token",
+            &admin_token
+        ])),
+        0
+    );
+    assert_eq!(
+        code(&sb.run(&["users", "get", "--app", "web", "--id", &web_user])),
+        3
+    );
+}

@@ -398,6 +398,9 @@ impl Store for MemoryStore {
         for email in emails {
             state.emails.remove(&(app.clone(), email));
         }
+        if state.records_invalidations && !ids.is_empty() {
+            state.push_invalidation(Invalidation::ResetApp { app: app.clone() });
+        }
         Ok(ids.len() as u64)
     }
 

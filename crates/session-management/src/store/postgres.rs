@@ -665,16 +665,11 @@ impl Store for PostgresStore {
     }
 
     async fn delete_app_batch(&self, app: &App, limit: u32) -> Result<u64> {
-        // Sessions first, each batch covered by one `ResetApp` entry; then users.
-        for (statement, records_reset) in [
-            (
-                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE app = $1 LIMIT $2)",
-                true,
-            ),
-            (
-                "DELETE FROM users WHERE id IN (SELECT id FROM users WHERE app = $1 LIMIT $2)",
-                false,
-            ),
+        // Sessions first, then users; each batch is covered by one `ResetApp` entry, so the app's
+        // Redis keys (sessions, tombstones, indexes) go even when only users were left.
+        for statement in [
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE app = $1 LIMIT $2)",
+            "DELETE FROM users WHERE id IN (SELECT id FROM users WHERE app = $1 LIMIT $2)",
         ] {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let done = sqlx::query(statement)
@@ -684,7 +679,7 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_err)?;
             if done.rows_affected() > 0 {
-                if self.records_invalidations && records_reset {
+                if self.records_invalidations {
                     let reset = Invalidation::ResetApp { app: app.clone() };
                     insert_invalidations(&mut tx, &[reset]).await?;
                 }

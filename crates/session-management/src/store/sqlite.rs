@@ -614,7 +614,9 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
             if done.rows_affected() > 0 {
-                if self.records_invalidations && statement.contains("sessions") {
+                // Covers the app's Redis keys (sessions, tombstones, indexes), even when only
+                // users were left.
+                if self.records_invalidations {
                     let reset = Invalidation::ResetApp { app: app.clone() };
                     insert_invalidations(&mut tx, &[reset]).await?;
                 }

@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_management::{
-    App, AppStats, CreateUserData, ManualClock, MemoryStore, PostgresStore, Session,
-    SessionMetadata, SessionToken, SqliteStore, Store, Ttl, User, UserManager,
+    App, AppStats, CreateUserData, ManualClock, MemoryStore, PostgresStore, RedisSessionCache,
+    Session, SessionMetadata, SessionToken, SqliteStore, Store, TieredOptions, TieredStore, Ttl,
+    User, UserManager,
 };
 
+use crate::redis_prefix::TestPrefix;
 use crate::test_db::TestDatabase;
 
 /// A manager over a fresh store, with a clock the test moves by hand.
@@ -17,6 +19,8 @@ pub struct Harness {
     pub clock: ManualClock,
     /// Keeps the SQLite file's directory alive for the test's duration.
     _dir: Option<tempfile::TempDir>,
+    /// Deletes the test's Redis keys when the harness goes.
+    _redis: Option<TestPrefix>,
     /// Drops the test's PostgreSQL database when the harness goes, even after a panic. Declared
     /// last so the store's pool goes first.
     _db: Option<TestDatabase>,
@@ -31,6 +35,7 @@ impl Harness {
             manager,
             clock,
             _dir: dir,
+            _redis: None,
             _db: None,
         }
     }
@@ -131,4 +136,37 @@ pub async fn postgres() -> Harness {
 pub async fn postgres_with_outbox() -> Harness {
     let (store, db) = postgres_store().await;
     Harness::new(Arc::new(store.with_invalidation_outbox()), None).with_database_guard(db)
+}
+
+/// A Redis tier on a key prefix of the test's own, in front of `durable` (which records invalidations).
+async fn tiered(durable: Arc<dyn Store>) -> (Arc<dyn Store>, TestPrefix) {
+    let prefix = TestPrefix::new();
+    let options = TieredOptions {
+        // Generous: a busy CI machine must not turn the suite into a fallback test.
+        redis_timeout: Duration::from_secs(2),
+        ..TieredOptions::default()
+    };
+    let hot = RedisSessionCache::connect(prefix.url(), prefix.as_str(), options.redis_timeout)
+        .await
+        .expect("connect redis");
+    let store = TieredStore::new(hot, durable, options).expect("tiered store");
+    store.maintain().await.expect("Redis trusted");
+    assert!(store.redis_trusted());
+    (Arc::new(store), prefix)
+}
+
+pub async fn tiered_postgres() -> Harness {
+    let (durable, db) = postgres_store().await;
+    let (store, prefix) = tiered(Arc::new(durable.with_invalidation_outbox())).await;
+    let mut harness = Harness::new(store, None).with_database_guard(db);
+    harness._redis = Some(prefix);
+    harness
+}
+
+pub async fn tiered_sqlite() -> Harness {
+    let (durable, dir) = sqlite_store().await;
+    let (store, prefix) = tiered(Arc::new(durable.with_invalidation_outbox())).await;
+    let mut harness = Harness::new(store, Some(dir));
+    harness._redis = Some(prefix);
+    harness
 }

@@ -6,6 +6,8 @@
 mod bad_input;
 mod harness;
 mod outbox;
+#[path = "../support/redis_prefix.rs"]
+mod redis_prefix;
 mod sessions;
 #[path = "../support/test_db.rs"]
 mod test_db;
@@ -71,6 +73,8 @@ macro_rules! outbox_suite {
 conformance_suite!(memory => crate::harness::memory);
 conformance_suite!(sqlite => crate::harness::sqlite);
 conformance_suite!(postgres => crate::harness::postgres);
+conformance_suite!(tiered_postgres => crate::harness::tiered_postgres);
+conformance_suite!(tiered_sqlite => crate::harness::tiered_sqlite);
 
 mod outbox_of {
     outbox_suite!(memory => crate::harness::memory_with_outbox);

@@ -55,8 +55,13 @@ pub async fn every_session_deletion_is_recorded_in_the_outbox_in_order(h: &Harne
         _ => unreachable!(),
     });
     assert_eq!(middle, revoke_all, "revoke_all records each session");
-    expected = vec![revoke(&s4), Invalidation::ResetApp { app: admin.clone() }];
-    assert_eq!(&tail[2..], expected.as_slice(), "user delete, then reset");
+    let reset = Invalidation::ResetApp { app: admin.clone() };
+    expected = vec![revoke(&s4), reset.clone(), reset];
+    assert_eq!(
+        &tail[2..],
+        expected.as_slice(),
+        "user delete, then reset (sessions, users)"
+    );
 
     // Acknowledged entries leave; the rest stay in order.
     h.store.ack_invalidations(&seqs[..3]).await.unwrap();

@@ -8,6 +8,7 @@ mod redis_prefix;
 #[path = "../support/test_db.rs"]
 mod test_db;
 
+mod at_rest;
 mod deployment;
 mod model;
 mod postgres_outage;

@@ -51,6 +51,7 @@ pub async fn run(
 struct Status {
     environment: ManagerEnvironment,
     store: String,
+    redis: Option<String>,
     backend: &'static str,
     migrations: Vec<session_management::store::MigrationState>,
     apps: Vec<AppStats>,
@@ -60,6 +61,13 @@ async fn status(config: &Config, manager: &Manager, json: bool) -> anyhow::Resul
     let status = Status {
         environment: config.environment,
         store: config.store.to_string(),
+        redis: config.redis.as_ref().map(|r| {
+            format!(
+                "{} (key prefix {:?})",
+                session_management::factory::redact_url(&r.url),
+                r.key_prefix
+            )
+        }),
         backend: manager.store().backend(),
         migrations: manager.store().migration_status().await?,
         apps: manager.app_stats().await?,
@@ -69,6 +77,9 @@ async fn status(config: &Config, manager: &Manager, json: bool) -> anyhow::Resul
     }
     println!("environment: {}", status.environment);
     println!("store:       {}", status.store);
+    if let Some(redis) = &status.redis {
+        println!("redis:       {redis}");
+    }
     let pending = status.migrations.iter().filter(|m| !m.applied).count();
     println!(
         "migrations:  {} applied, {pending} pending",
