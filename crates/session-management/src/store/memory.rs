@@ -404,6 +404,10 @@ impl Store for MemoryStore {
         Ok(ids.len() as u64)
     }
 
+    async fn health(&self) -> Vec<super::ComponentHealth> {
+        vec![super::ComponentHealth::from_probe("memory", false, Ok(()))]
+    }
+
     fn records_invalidations(&self) -> bool {
         self.lock().records_invalidations
     }

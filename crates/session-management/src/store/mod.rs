@@ -139,6 +139,35 @@ pub struct OutboxEntry {
     pub invalidation: Invalidation,
 }
 
+/// One component's health, for readiness checks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ComponentHealth {
+    /// `memory`, `sqlite`, `postgres` or `redis`.
+    pub name: &'static str,
+    /// Whether it answered.
+    pub ok: bool,
+    /// Whether the service can work without it (Redis: the durable store serves instead).
+    pub optional: bool,
+    /// A short human-readable state (never a secret).
+    pub detail: String,
+}
+
+impl ComponentHealth {
+    /// The health of a store from the outcome of a trivial query.
+    pub(crate) fn from_probe(name: &'static str, optional: bool, probe: Result<()>) -> Self {
+        let (ok, detail) = match probe {
+            Ok(()) => (true, "reachable".to_owned()),
+            Err(err) => (false, err.to_string()),
+        };
+        Self {
+            name,
+            ok,
+            optional,
+            detail,
+        }
+    }
+}
+
 /// One schema migration and whether it has been applied.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MigrationState {
@@ -260,6 +289,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Removes applied entries from the outbox.
     async fn ack_invalidations(&self, seqs: &[i64]) -> Result<()>;
+
+    /// Whether each component of the store answers (a trivial query each).
+    async fn health(&self) -> Vec<ComponentHealth>;
 
     /// Periodic upkeep, called by the manager's background task a few times a second: for the tiered
     /// store, probing Redis and replaying the invalidation outbox. Nothing to do for the others.

@@ -627,6 +627,15 @@ impl Store for SqliteStore {
         Ok(0)
     }
 
+    async fn health(&self) -> Vec<super::ComponentHealth> {
+        let probe = sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(db_err);
+        vec![super::ComponentHealth::from_probe(STORE, false, probe)]
+    }
+
     fn records_invalidations(&self) -> bool {
         self.records_invalidations
     }

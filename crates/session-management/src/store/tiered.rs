@@ -414,6 +414,30 @@ impl Store for TieredStore {
         Ok(deleted)
     }
 
+    async fn health(&self) -> Vec<super::ComponentHealth> {
+        let mut health = self.durable.health().await;
+        let probe = match tokio::time::timeout(self.options.redis_timeout, self.hot.ping()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable {
+                store: "redis",
+                source: "ping timed out".into(),
+            }),
+        };
+        let mut redis = super::ComponentHealth::from_probe("redis", true, probe);
+        redis.detail = format!(
+            "{}; circuit breaker {:?}; reads {}",
+            redis.detail,
+            self.breaker.state(),
+            if self.redis_trusted() {
+                "from Redis"
+            } else {
+                "from the durable store"
+            }
+        );
+        health.push(redis);
+        health
+    }
+
     fn records_invalidations(&self) -> bool {
         true
     }

@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             sessions::purge_expired_deletes_only_expired_sessions,
             sessions::nothing_crosses_apps,
             sessions::reset_of_one_app_leaves_other_apps_untouched,
+            sessions::every_component_of_the_store_reports_healthy,
             bad_input::invalid_user_input_is_rejected_and_changes_nothing,
             bad_input::invalid_session_input_is_rejected_and_changes_nothing,
             bad_input::malformed_and_unknown_tokens_and_ids_are_rejected,

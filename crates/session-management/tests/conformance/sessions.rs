@@ -472,3 +472,13 @@ pub async fn reset_of_one_app_leaves_other_apps_untouched(h: &Harness) {
     );
     assert_eq!(h.manager.reset_app(&web, |_| {}).await.unwrap(), 0);
 }
+
+pub async fn every_component_of_the_store_reports_healthy(h: &Harness) {
+    let health = h.manager.store().health().await;
+    assert!(!health.is_empty());
+    for component in &health {
+        assert!(component.ok, "{component:?}");
+    }
+    let durable = health.iter().filter(|c| !c.optional).count();
+    assert_eq!(durable, 1, "exactly one durable component: {health:?}");
+}
