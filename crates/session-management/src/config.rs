@@ -136,18 +136,7 @@ pub struct Config {
 impl Config {
     /// Reads the process environment, over a `.env` file when one is found (the environment wins).
     pub fn from_env() -> Result<Self> {
-        let mut vars: HashMap<String, String> = HashMap::new();
-        if let Ok(iter) = dotenvy::dotenv_iter() {
-            for item in iter {
-                let (key, value) = item.map_err(|err| Error::Config {
-                    variable: ".env",
-                    reason: err.to_string(),
-                })?;
-                vars.insert(key, value);
-            }
-        }
-        vars.extend(std::env::vars());
-        Self::from_map(&vars)
+        Self::from_map(&environment()?)
     }
 
     /// Parses a configuration from key/value pairs named like the environment variables.
@@ -241,6 +230,23 @@ fn redis_spec<'a>(url: &str, get: &impl Fn(&str) -> Option<&'a str>) -> Result<R
         key_prefix,
         options,
     })
+}
+
+/// The process environment over the `.env` file (searched from the current directory up), as one
+/// map; the environment wins. The one place the library reads the environment.
+pub fn environment() -> Result<HashMap<String, String>> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    if let Ok(iter) = dotenvy::dotenv_iter() {
+        for item in iter {
+            let (key, value) = item.map_err(|err| Error::Config {
+                variable: ".env",
+                reason: err.to_string(),
+            })?;
+            vars.insert(key, value);
+        }
+    }
+    vars.extend(std::env::vars());
+    Ok(vars)
 }
 
 /// Picks the backend from the URL's scheme, as sqlx does; an unknown scheme is named in the error.

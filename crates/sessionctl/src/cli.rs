@@ -17,13 +17,34 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Log lines as human text or as JSON objects (one per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP API server (with /docs, /healthz, /readyz, /metrics and the studio at /studio).
+    ///
+    /// Clients authenticate with `Authorization: Bearer <SESSION_API_KEY>`. Without SESSION_API_KEY the
+    /// API is open, so the server only listens on a loopback address.
+    Serve(ServeArgs),
+    /// Run the server and print the studio's address: browse and act on apps, users and sessions.
+    Studio(ServeArgs),
     /// Schema and data management.
     #[command(subcommand)]
     Db(DbCommand),
@@ -33,6 +54,14 @@ pub enum Command {
     /// Login sessions of an app.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+}
+
+/// Arguments of `serve` and `studio`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
 }
 
 /// `sessionctl db …`
