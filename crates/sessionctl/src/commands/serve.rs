@@ -32,6 +32,7 @@ pub async fn run(
     if api_key.is_none() {
         tracing::warn!("SESSION_API_KEY is not set: the API is open to local clients only");
     }
+    let shutdown = server::shutdown_signal();
     let metrics = server::ops::prometheus();
     let upkeep = {
         let metrics = metrics.clone();
@@ -64,7 +65,7 @@ pub async fn run(
         },
     );
     tracing::info!(%addr, backend = state.manager().store().backend(), "listening");
-    server::serve(listener, server::app(state), server::shutdown_signal()).await?;
+    server::serve(listener, server::app(state), shutdown).await?;
     background.shutdown().await;
     upkeep.abort();
     tracing::info!("stopped");
