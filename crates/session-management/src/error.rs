@@ -114,15 +114,7 @@ impl Error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict(ConflictKind::DuplicateEmail)
             }
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_) => Self::Unavailable {
-                store,
-                source: Box::new(err),
-            },
-            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => Self::Unavailable {
+            _ if is_transient(&err) => Self::Unavailable {
                 store,
                 source: Box::new(err),
             },
@@ -132,9 +124,34 @@ impl Error {
             },
         }
     }
+
+    /// Like [`from_sqlx`](Self::from_sqlx), for one failure shared by every request of a batch.
+    pub(crate) fn from_shared_sqlx(store: &'static str, err: std::sync::Arc<sqlx::Error>) -> Self {
+        if is_transient(&err) {
+            Self::Unavailable {
+                store,
+                source: Box::new(err),
+            }
+        } else {
+            Self::Internal {
+                context: store,
+                source: Box::new(err),
+            }
+        }
+    }
 }
 
-/// SQLite's "database is locked/busy" codes, which are transient rather than bugs.
-fn is_busy(code: Option<&str>) -> bool {
-    matches!(code, Some("5" | "6" | "261" | "517"))
+/// Connection trouble, and SQLite's "database is locked/busy" codes: transient, not bugs.
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("5" | "6" | "261" | "517"))
+        }
+        _ => false,
+    }
 }

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::model::{App, AppStats, Email, Session, SessionData, User, UserId};
 use crate::token::SessionId;
 
+pub mod batch;
 pub mod breaker;
 pub mod memory;
 pub mod postgres;

@@ -217,11 +217,15 @@ async fn redis_restarted_empty_keeps_every_session_valid_and_repopulates_it() {
     // Every validation wrote its session back: 20 sessions and the user's index.
     let client = redis::Client::open(format!("redis://{}", redis.addr())).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
         .arg(format!("{}*", deployment.prefix.as_str()))
         .query_async(&mut conn)
         .await
         .unwrap();
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert_eq!(
         keys.iter().filter(|k| k.contains(":s:")).count(),
         20,

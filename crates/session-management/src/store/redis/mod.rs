@@ -2,35 +2,34 @@
 //! stay in the durable store), in a compact binary encoding, under one configurable key prefix.
 //!
 //! Keys, for prefix `sm:` and app `web`:
-//! - `sm:web:s:{<id>}` the session, with a Redis TTL equal to its remaining lifetime;
+//! - `sm:web:s:{<id>}` the session, with a Redis TTL equal to its remaining lifetime (`<id>` is the
+//!   session id's 32 raw bytes: short keys save Redis memory);
 //! - `sm:web:r:{<id>}` a revocation tombstone, kept until the revoked session would have expired, so a
 //!   late write (a read repair racing a revoke) can never cache it again;
 //! - `sm:web:u:{<user_id>}` the set of a user's session ids, so listing needs no `SCAN`.
 //!
-//! `<id>` is the session id in base64url; the braces are Redis Cluster hash tags, so a session and its
+//! The braces are Redis Cluster hash tags, so a session and its
 //! tombstone share a slot (the write script touches both). Writes are conditional: a Lua script
 //! refuses to store a session that has a tombstone or whose cached copy has a newer version.
 
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 use time::OffsetDateTime;
-use uuid::Uuid;
+
+mod codec;
+
+use codec::{decode, encode};
 
 use super::Invalidation;
+use super::batch::{Batcher, fail_all};
 use crate::error::{Error, Result};
-use crate::model::{
-    App, Session, SessionData, SessionMetadata, Ttl, UserId, from_millis, to_millis,
-};
+use crate::model::{App, Session, UserId};
 use crate::token::SessionId;
 
 const STORE: &str = "redis";
-/// First byte of every encoded session; bump when the layout changes.
-const FORMAT: u8 = 1;
 
 /// Stores `ARGV[1]` at `KEYS[1]` for `ARGV[2]` ms unless the session has a tombstone (`KEYS[2]`) or the
 /// cached copy has a newer version (bytes 1..9 of the encoding: format, then big-endian version, so a
@@ -65,6 +64,62 @@ pub struct RedisSessionCache {
     put: Script,
     index: Script,
     revoke: Script,
+    /// Concurrent lookups, grouped into one `MGET`.
+    lookups: Arc<Batcher<Lookup, Option<Session>>>,
+}
+
+/// A lookup: the app, the session and the caller's "now".
+type Lookup = (App, SessionId, OffsetDateTime);
+
+/// Most keys in one `MGET`.
+const MAX_BATCH: usize = 128;
+/// `MGET`s in flight at once (they share the multiplexed connection).
+const WORKERS: usize = 2;
+
+/// `<prefix><app>:<kind>:{<the 32 raw id bytes>}`: raw bytes keep keys short (Redis memory).
+fn id_key(prefix: &str, app: &App, kind: &str, id: &SessionId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + app.as_str().len() + 38);
+    key.extend_from_slice(prefix.as_bytes());
+    key.extend_from_slice(app.as_str().as_bytes());
+    key.extend_from_slice(kind.as_bytes());
+    key.push(b'{');
+    key.extend_from_slice(id.as_bytes());
+    key.push(b'}');
+    key
+}
+
+fn session_key(prefix: &str, app: &App, id: &SessionId) -> Vec<u8> {
+    id_key(prefix, app, ":s:", id)
+}
+
+/// Looks up a batch of sessions with one `MGET`.
+async fn get_all(
+    mut conn: ConnectionManager,
+    prefix: &str,
+    lookups: Vec<Lookup>,
+) -> Vec<Result<Option<Session>>> {
+    let keys: Vec<Vec<u8>> = lookups
+        .iter()
+        .map(|(app, id, _)| session_key(prefix, app, id))
+        .collect();
+    let values: Vec<Option<Vec<u8>>> =
+        match redis::cmd("MGET").arg(&keys).query_async(&mut conn).await {
+            Ok(values) => values,
+            Err(err) => {
+                return fail_all(lookups.len(), err, |e| Error::Unavailable {
+                    store: STORE,
+                    source: Box::new(e),
+                });
+            }
+        };
+    lookups
+        .into_iter()
+        .zip(values)
+        .map(|((app, id, now), raw)| match raw {
+            Some(raw) => Ok(Some(decode(&app, id, &raw)?).filter(|s| s.is_live_at(now))),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for RedisSessionCache {
@@ -97,8 +152,16 @@ impl RedisSessionCache {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
+        let lookups = {
+            let (conn, prefix) = (conn.clone(), prefix.to_owned());
+            Batcher::spawn("redis_get", MAX_BATCH, WORKERS, move |lookups| {
+                let (conn, prefix) = (conn.clone(), prefix.clone());
+                async move { get_all(conn, &prefix, lookups).await }
+            })
+        };
         Ok(Self {
             conn,
+            lookups: Arc::new(lookups),
             prefix: prefix.to_owned(),
             put: Script::new(PUT_SCRIPT),
             index: Script::new(INDEX_SCRIPT),
@@ -111,20 +174,12 @@ impl RedisSessionCache {
         &self.prefix
     }
 
-    fn session_key(&self, app: &App, id: &SessionId) -> String {
-        format!(
-            "{}{app}:s:{{{}}}",
-            self.prefix,
-            URL_SAFE_NO_PAD.encode(id.as_bytes())
-        )
+    fn session_key(&self, app: &App, id: &SessionId) -> Vec<u8> {
+        session_key(&self.prefix, app, id)
     }
 
-    fn tombstone_key(&self, app: &App, id: &SessionId) -> String {
-        format!(
-            "{}{app}:r:{{{}}}",
-            self.prefix,
-            URL_SAFE_NO_PAD.encode(id.as_bytes())
-        )
+    fn tombstone_key(&self, app: &App, id: &SessionId) -> Vec<u8> {
+        id_key(&self.prefix, app, ":r:", id)
     }
 
     fn index_key(&self, app: &App, user_id: UserId) -> String {
@@ -147,15 +202,8 @@ impl RedisSessionCache {
         id: &SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<Session>> {
-        let mut conn = self.conn.clone();
-        let raw: Option<Vec<u8>> = conn
-            .get(self.session_key(app, id))
-            .await
-            .map_err(unavailable)?;
-        match raw {
-            Some(raw) => Ok(Some(decode(app, *id, &raw)?).filter(|s| s.is_live_at(now))),
-            None => Ok(None),
-        }
+        // Grouped with concurrent lookups into one `MGET`: still one round trip for this caller.
+        self.lookups.call((app.clone(), *id, now)).await
     }
 
     /// Caches a session for its remaining lifetime and indexes it under its user. Returns `false` when
@@ -166,26 +214,26 @@ impl RedisSessionCache {
         if remaining_ms <= 0 {
             return Ok(false);
         }
-        let mut conn = self.conn.clone();
-        let stored: i64 = self
-            .put
-            .key(self.session_key(&session.app, &session.id))
+        // Both scripts go out together on the multiplexed connection: one round trip. The index
+        // is advisory (ids whose session is gone are dropped when listed), so adding an id whose
+        // write was refused costs nothing but a later clean-up.
+        let (mut put_conn, mut index_conn) = (self.conn.clone(), self.conn.clone());
+        let mut put = self.put.prepare_invoke();
+        put.key(self.session_key(&session.app, &session.id))
             .key(self.tombstone_key(&session.app, &session.id))
             .arg(encode(session))
-            .arg(remaining_ms as i64)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        if stored == 1 {
-            let _: i64 = self
-                .index
-                .key(self.index_key(&session.app, session.user_id))
-                .arg(session.id.as_bytes().as_slice())
-                .arg(remaining_ms as i64)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-        }
+            .arg(remaining_ms as i64);
+        let mut index = self.index.prepare_invoke();
+        index
+            .key(self.index_key(&session.app, session.user_id))
+            .arg(session.id.as_bytes().as_slice())
+            .arg(remaining_ms as i64);
+        let (stored, indexed) = tokio::join!(
+            put.invoke_async::<i64>(&mut put_conn),
+            index.invoke_async::<i64>(&mut index_conn),
+        );
+        let stored = stored.map_err(unavailable)?;
+        indexed.map_err(unavailable)?;
         Ok(stored == 1)
     }
 
@@ -239,7 +287,7 @@ impl RedisSessionCache {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.session_key(app, id)).collect();
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.session_key(app, id)).collect();
         let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut conn)
@@ -305,163 +353,9 @@ fn glob_escape(raw: &str) -> String {
     out
 }
 
-/// The binary encoding: format, version (u64 BE, first so scripts can compare it), user id, three
-/// millisecond timestamps, TTL, IP, then length-prefixed user agent and data. App and id are in the key.
-fn encode(session: &Session) -> Vec<u8> {
-    let agent = session.metadata.user_agent().as_bytes();
-    let data = if session.data.is_empty() {
-        Vec::new()
-    } else {
-        session.data.to_json().into_bytes()
-    };
-    let mut out = Vec::with_capacity(64 + agent.len() + data.len());
-    out.push(FORMAT);
-    out.extend_from_slice(&session.version.to_be_bytes());
-    out.extend_from_slice(session.user_id.as_uuid().as_bytes());
-    for at in [session.created_at, session.expires_at, session.last_seen_at] {
-        out.extend_from_slice(&to_millis(at).to_be_bytes());
-    }
-    out.extend_from_slice(&(session.ttl.as_secs() as u32).to_be_bytes());
-    match session.metadata.ip() {
-        IpAddr::V4(ip) => {
-            out.push(4);
-            out.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(6);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
-    for field in [agent, data.as_slice()] {
-        out.extend_from_slice(&(field.len() as u16).to_be_bytes());
-        out.extend_from_slice(field);
-    }
-    out
-}
-
-/// Reads fixed-size pieces off the front of a byte slice.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.0.len() < n {
-            return Err(corrupt("truncated"));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        Ok(self.take(N)?.try_into().expect("took N bytes"))
-    }
-}
-
-fn corrupt(what: &'static str) -> Error {
-    Error::Internal {
-        context: "redis session decoding",
-        source: what.into(),
-    }
-}
-
-fn decode(app: &App, id: SessionId, raw: &[u8]) -> Result<Session> {
-    let mut r = Reader(raw);
-    if r.array::<1>()?[0] != FORMAT {
-        return Err(corrupt("unknown format"));
-    }
-    let version = u64::from_be_bytes(r.array()?);
-    let user_id = UserId::from_uuid(Uuid::from_bytes(r.array()?));
-    let created_at = from_millis(i64::from_be_bytes(r.array()?))?;
-    let expires_at = from_millis(i64::from_be_bytes(r.array()?))?;
-    let last_seen_at = from_millis(i64::from_be_bytes(r.array()?))?;
-    let ttl =
-        Ttl::from_secs(u64::from(u32::from_be_bytes(r.array()?))).map_err(|_| corrupt("ttl"))?;
-    let ip = match r.array::<1>()?[0] {
-        4 => IpAddr::from(r.array::<4>()?),
-        6 => IpAddr::from(r.array::<16>()?),
-        _ => return Err(corrupt("ip")),
-    };
-    let mut field = || -> Result<&[u8]> {
-        let len = u16::from_be_bytes(r.array()?) as usize;
-        r.take(len)
-    };
-    let agent = std::str::from_utf8(field()?).map_err(|_| corrupt("user agent"))?;
-    let metadata = SessionMetadata::new(ip, agent).map_err(|_| corrupt("user agent"))?;
-    let data = match field()? {
-        [] => SessionData::default(),
-        json => SessionData::from_json(std::str::from_utf8(json).map_err(|_| corrupt("data"))?)
-            .map_err(|_| corrupt("data"))?,
-    };
-    Ok(Session {
-        id,
-        user_id,
-        app: app.clone(),
-        metadata,
-        data,
-        created_at,
-        expires_at,
-        last_seen_at,
-        ttl,
-        version,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::SessionToken;
-
-    fn session(ip: &str, data: serde_json::Value) -> Session {
-        let now = crate::model::truncate_to_millis(OffsetDateTime::now_utc());
-        Session {
-            id: SessionToken::generate().unwrap().id(),
-            user_id: UserId::new_v7(),
-            app: App::parse("web").unwrap(),
-            metadata: SessionMetadata::parse(ip, &"Mozilla/5.0 ".repeat(8)).unwrap(),
-            data: SessionData::parse(data).unwrap(),
-            created_at: now,
-            expires_at: now + Duration::from_secs(3600),
-            last_seen_at: now,
-            ttl: Ttl::from_secs(3600).unwrap(),
-            version: 7,
-        }
-    }
-
-    #[test]
-    fn encoding_round_trips_v4_v6_and_data() {
-        for s in [
-            session("203.0.113.9", serde_json::json!({})),
-            session("2001:db8::1", serde_json::json!({"cart": [1, 2], "é": "ü"})),
-        ] {
-            let raw = encode(&s);
-            assert_eq!(decode(&s.app, s.id, &raw).unwrap(), s);
-        }
-    }
-
-    #[test]
-    fn encoding_is_compact_and_versions_compare_bytewise() {
-        let mut s = session("203.0.113.9", serde_json::json!({}));
-        let raw = encode(&s);
-        assert!(
-            raw.len() < 80 + s.metadata.user_agent().len(),
-            "{} bytes",
-            raw.len()
-        );
-        s.version = 8;
-        assert!(encode(&s)[..9] > raw[..9]);
-        s.version = 256;
-        assert!(encode(&s)[..9] > raw[..9]);
-    }
-
-    #[test]
-    fn truncated_or_foreign_bytes_are_an_internal_error_not_a_panic() {
-        let s = session("203.0.113.9", serde_json::json!({"a": 1}));
-        let raw = encode(&s);
-        for cut in 0..raw.len() {
-            assert!(decode(&s.app, s.id, &raw[..cut]).is_err());
-        }
-        assert!(decode(&s.app, s.id, b"{\"json\": true}").is_err());
-    }
 
     #[test]
     fn glob_characters_in_the_prefix_are_escaped() {

@@ -1,0 +1,152 @@
+//! `Batcher`: groups concurrent requests into one round trip (one `MGET`, one multi-row `INSERT`, one
+//! `SELECT … = ANY`). A few worker tasks each take whatever requests are waiting, up to a maximum, and
+//! run them together; while a batch is in flight the next one fills up. With one caller at a time a
+//! batch is a single request, so nothing waits for company.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+
+type Job<Req, Resp> = (Req, oneshot::Sender<Result<Resp>>);
+
+/// A queue of requests served in batches by background workers. Dropping it stops the workers once
+/// the queue is empty.
+pub struct Batcher<Req, Resp> {
+    name: &'static str,
+    queue: mpsc::Sender<Job<Req, Resp>>,
+}
+
+impl<Req, Resp> std::fmt::Debug for Batcher<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
+    /// Starts `workers` tasks on the current Tokio runtime. `run` gets up to `max_batch` requests and
+    /// must return exactly one result per request, in order.
+    pub fn spawn<F, Fut>(name: &'static str, max_batch: usize, workers: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<Resp>>> + Send + 'static,
+    {
+        let max_batch = max_batch.max(1);
+        let (queue, receiver) = mpsc::channel::<Job<Req, Resp>>(max_batch * workers.max(1) * 4);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let run = Arc::new(run);
+        for _ in 0..workers.max(1) {
+            let (receiver, run) = (receiver.clone(), run.clone());
+            tokio::spawn(async move {
+                loop {
+                    let mut jobs = Vec::with_capacity(max_batch);
+                    if receiver.lock().await.recv_many(&mut jobs, max_batch).await == 0 {
+                        return;
+                    }
+                    let (requests, replies): (Vec<Req>, Vec<_>) = jobs.into_iter().unzip();
+                    let count = requests.len();
+                    metrics::histogram!("sm_batch_size", "batch" => name).record(count as f64);
+                    let mut results = run(requests).await.into_iter();
+                    for reply in replies {
+                        let result = results.next().unwrap_or_else(|| {
+                            Err(Error::Internal {
+                                context: name,
+                                source: "a batch returned fewer results than requests".into(),
+                            })
+                        });
+                        // The caller may have given up (timeout); its answer is dropped.
+                        let _ = reply.send(result);
+                    }
+                }
+            });
+        }
+        Self { name, queue }
+    }
+
+    /// Queues one request and waits for its result.
+    pub async fn call(&self, request: Req) -> Result<Resp> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::Internal {
+            context: self.name,
+            source: "the batch workers have stopped".into(),
+        };
+        self.queue
+            .send((request, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One result per request, all the same error (shared, so each keeps the source).
+pub(crate) fn fail_all<T, E>(
+    count: usize,
+    err: E,
+    wrap: impl Fn(Arc<E>) -> Error,
+) -> Vec<Result<T>> {
+    let shared = Arc::new(err);
+    (0..count).map(|_| Err(wrap(shared.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_are_grouped_and_each_gets_its_own_answer() {
+        let batches = Arc::new(AtomicUsize::new(0));
+        let counted = batches.clone();
+        let batcher = Arc::new(Batcher::spawn("test", 64, 1, move |xs: Vec<u32>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                xs.into_iter().map(|x| Ok(x * 2)).collect()
+            }
+        }));
+        let calls: Vec<_> = (0..100u32)
+            .map(|x| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { (x, batcher.call(x).await.unwrap()) })
+            })
+            .collect();
+        for call in calls {
+            let (x, doubled) = call.await.unwrap();
+            assert_eq!(doubled, x * 2);
+        }
+        let batches = batches.load(Ordering::SeqCst);
+        assert!(
+            (2..100).contains(&batches),
+            "{batches} batches for 100 calls of at most 64"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_short_batch_result_is_an_error_not_a_hang() {
+        let batcher = Batcher::spawn("short", 8, 1, |_: Vec<u8>| async {
+            Vec::<Result<u8>>::new()
+        });
+        assert!(matches!(batcher.call(1).await, Err(Error::Internal { .. })));
+    }
+
+    #[test]
+    fn fail_all_gives_one_error_per_request() {
+        let results: Vec<Result<()>> =
+            fail_all(3, std::io::Error::other("down"), |e| Error::Unavailable {
+                store: "test",
+                source: Box::new(e),
+            });
+        assert_eq!(results.len(), 3);
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(Error::Unavailable { .. })))
+        );
+    }
+}
