@@ -703,6 +703,32 @@ async fn bad_input_on_every_field_is_a_400_naming_it_and_never_a_500() {
         );
         assert_invalid(&reply, field);
     }
+    // A JSON array is not an object, even when its items would fill the fields in order.
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/apps/web/users".to_owned(),
+            json!(["z@example.com", "Z"]),
+        ),
+        (
+            "PATCH",
+            format!("/v1/apps/web/users/{user}"),
+            json!(["x@example.com", "X"]),
+        ),
+        (
+            "PATCH",
+            format!("/v1/apps/web/users/{user}"),
+            json!([null, null]),
+        ),
+    ] {
+        let reply = api.call(method, &path, Some(body)).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_input");
+        assert!(
+            reply.body["error"].get("field").is_none(),
+            "{:?}",
+            reply.body
+        );
+    }
     // Malformed JSON, and a body over the limit.
     let reply = api
         .send_raw(
@@ -713,6 +739,11 @@ async fn bad_input_on_every_field_is_a_400_naming_it_and_never_a_500() {
         )
         .await;
     assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        reply.body["error"].get("field").is_none(),
+        "{:?}",
+        reply.body
+    );
     let huge = format!(
         "{{\"email\": \"a@example.com\", \"name\": \"{}\"}}",
         "x".repeat(70 * 1024)

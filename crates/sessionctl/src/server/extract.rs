@@ -23,13 +23,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::invalid(None, "the request body could not be read")
             }
         })?;
-        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(deserializer)
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|err| ApiError::invalid(None, format!("invalid JSON body: {err}")))?;
+        // Serde would read an array as the fields in order: the contract is an object.
+        if !value.is_object() {
+            return Err(ApiError::invalid(
+                None,
+                "the request body must be a JSON object",
+            ));
+        }
+        serde_path_to_error::deserialize(value)
             .map(ApiJson)
             .map_err(|err| {
                 let path = err.path().to_string();
                 let message = err.inner().to_string();
-                let field = if path != "." {
+                let field = if path != "." && path != "?" {
                     Some(path)
                 } else {
                     // serde reports a missing field at the root; name it anyway.

@@ -64,6 +64,8 @@ async fn security_headers(mut response: Response) -> Response {
         HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
     );
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: with `no-referrer` browsers send `Origin: null` on the
+    // studio's own form posts, which the cross-site check must refuse.
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
