@@ -12,7 +12,7 @@
 #
 # Needs curl and python3 (both on every machine of this kind).
 
-SERVER_BIN=${SERVER_BIN:-target/debug/sessionctl}
+SERVER_BIN=${SERVER_BIN:-${CARGO_TARGET_DIR:-target}/debug/sessionctl}
 SERVER_URL=""
 SERVER_KEY=""
 SERVER_PID=""
