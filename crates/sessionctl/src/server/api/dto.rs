@@ -133,10 +133,10 @@ pub struct IssuedSession {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUserBody {
     /// The user's email, unique within the app.
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// Display name, 1 to 200 characters.
-    #[schema(example = "Ada Lovelace")]
+    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -156,7 +156,7 @@ pub struct CreateSessionBody {
     #[schema(example = "203.0.113.7")]
     pub ip: String,
     /// The client's user agent, at most 512 bytes.
-    #[schema(example = "Mozilla/5.0")]
+    #[schema(example = "Mozilla/5.0", max_length = 512)]
     pub user_agent: String,
     /// Time to live in seconds, 1 to 34560000 (400 days).
     #[schema(minimum = 1, maximum = 34560000, example = 3600)]

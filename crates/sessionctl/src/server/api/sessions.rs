@@ -19,7 +19,7 @@ fn token(app: &str, body: &TokenBody) -> ApiResult<(App, SessionToken)> {
 /// Check a token: the session if it is live in this app, else 401.
 #[utoipa::path(
     post, path = "/apps/{app}/sessions/validate", tag = "sessions",
-    params(("app" = String, Path, description = "App slug")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$")),
     request_body = TokenBody,
     responses(
         (status = 200, description = "The live session", body = SessionDto),
@@ -45,7 +45,7 @@ pub async fn validate(
 /// Sliding expiry: extend the session when less than half of its TTL is left.
 #[utoipa::path(
     post, path = "/apps/{app}/sessions/touch", tag = "sessions",
-    params(("app" = String, Path, description = "App slug")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$")),
     request_body = TokenBody,
     responses(
         (status = 200, description = "The session, extended or not", body = SessionDto),
@@ -73,7 +73,7 @@ pub async fn touch(
 /// Replace the session's token; the old one stops working at once.
 #[utoipa::path(
     post, path = "/apps/{app}/sessions/rotate", tag = "sessions",
-    params(("app" = String, Path, description = "App slug")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$")),
     request_body = TokenBody,
     responses(
         (status = 200, description = "The new token (shown only here) and the session", body = IssuedSession),
@@ -105,7 +105,7 @@ pub async fn rotate(
 /// Revoke the session this token opens (logout).
 #[utoipa::path(
     post, path = "/apps/{app}/sessions/revoke", tag = "sessions",
-    params(("app" = String, Path, description = "App slug")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$")),
     request_body = TokenBody,
     responses(
         (status = 204, description = "Revoked"),
@@ -133,7 +133,7 @@ pub async fn revoke(
 /// Replace a session's data if `version` is still current (optimistic concurrency).
 #[utoipa::path(
     patch, path = "/apps/{app}/sessions/{session_id}/data", tag = "sessions",
-    params(("app" = String, Path, description = "App slug"), ("session_id" = String, Path, description = "Session id (64 hex characters)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("session_id" = String, Path, description = "Session id (64 hex characters)", pattern = "^[0-9a-f]{64}$")),
     request_body = UpdateDataBody,
     responses(
         (status = 200, description = "The session with its new version", body = SessionDto),
@@ -164,7 +164,7 @@ pub async fn update_data(
 /// Revoke one session by its id.
 #[utoipa::path(
     delete, path = "/apps/{app}/sessions/{session_id}", tag = "sessions",
-    params(("app" = String, Path, description = "App slug"), ("session_id" = String, Path, description = "Session id (64 hex characters)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("session_id" = String, Path, description = "Session id (64 hex characters)", pattern = "^[0-9a-f]{64}$")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 400, description = "Invalid input", body = ErrorBody),

@@ -24,7 +24,7 @@ fn ids(app: &str, user_id: &str) -> ApiResult<(App, UserId)> {
 /// Create a user.
 #[utoipa::path(
     post, path = "/apps/{app}/users", tag = "users",
-    params(("app" = String, Path, description = "App slug")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$")),
     request_body = CreateUserBody,
     responses(
         (status = 201, description = "Created", body = UserDto),
@@ -53,7 +53,7 @@ pub async fn create_user(
 /// List an app's users, oldest first, or find one by email.
 #[utoipa::path(
     get, path = "/apps/{app}/users", tag = "users",
-    params(("app" = String, Path, description = "App slug"), ListUsersQuery),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ListUsersQuery),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
         (status = 400, description = "Invalid input", body = ErrorBody),
@@ -85,7 +85,7 @@ pub async fn list_users(
 /// Get one user.
 #[utoipa::path(
     get, path = "/apps/{app}/users/{user_id}", tag = "users",
-    params(("app" = String, Path, description = "App slug"), ("user_id" = String, Path, description = "User id (UUID)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("user_id" = String, Path, description = "User id (UUID)", format = Uuid)),
     responses(
         (status = 200, description = "The user", body = UserDto),
         (status = 400, description = "Invalid input", body = ErrorBody),
@@ -106,7 +106,7 @@ pub async fn get_user(
 /// Change a user's email and/or name.
 #[utoipa::path(
     patch, path = "/apps/{app}/users/{user_id}", tag = "users",
-    params(("app" = String, Path, description = "App slug"), ("user_id" = String, Path, description = "User id (UUID)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("user_id" = String, Path, description = "User id (UUID)", format = Uuid)),
     request_body = UpdateUserBody,
     responses(
         (status = 200, description = "The changed user", body = UserDto),
@@ -137,7 +137,7 @@ pub async fn update_user(
 /// Delete a user and revoke all their sessions.
 #[utoipa::path(
     delete, path = "/apps/{app}/users/{user_id}", tag = "users",
-    params(("app" = String, Path, description = "App slug"), ("user_id" = String, Path, description = "User id (UUID)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("user_id" = String, Path, description = "User id (UUID)", format = Uuid)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid input", body = ErrorBody),
@@ -159,7 +159,7 @@ pub async fn delete_user(
 /// Open a session for a user; the response carries the token, once.
 #[utoipa::path(
     post, path = "/apps/{app}/users/{user_id}/sessions", tag = "sessions",
-    params(("app" = String, Path, description = "App slug"), ("user_id" = String, Path, description = "User id (UUID)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("user_id" = String, Path, description = "User id (UUID)", format = Uuid)),
     request_body = CreateSessionBody,
     responses(
         (status = 201, description = "Created; the token is shown only here", body = IssuedSession),
@@ -198,7 +198,7 @@ pub async fn create_session(
 /// A user's live sessions.
 #[utoipa::path(
     get, path = "/apps/{app}/users/{user_id}/sessions", tag = "sessions",
-    params(("app" = String, Path, description = "App slug"), ("user_id" = String, Path, description = "User id (UUID)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("user_id" = String, Path, description = "User id (UUID)", format = Uuid)),
     responses(
         (status = 200, description = "Live sessions, oldest first", body = SessionList),
         (status = 400, description = "Invalid input", body = ErrorBody),
@@ -222,7 +222,7 @@ pub async fn list_sessions(
 /// Revoke every session of a user.
 #[utoipa::path(
     delete, path = "/apps/{app}/users/{user_id}/sessions", tag = "sessions",
-    params(("app" = String, Path, description = "App slug"), ("user_id" = String, Path, description = "User id (UUID)")),
+    params(("app" = String, Path, description = "App slug", pattern = "^[a-z][a-z0-9-]{0,31}$"), ("user_id" = String, Path, description = "User id (UUID)", format = Uuid)),
     responses(
         (status = 200, description = "How many were revoked", body = Revoked),
         (status = 400, description = "Invalid input", body = ErrorBody),
