@@ -92,6 +92,100 @@ pub(crate) fn fail_all<T, E>(
     (0..count).map(|_| Err(wrap(shared.clone()))).collect()
 }
 
+/// Flat combining: callers queue their request; whoever finds no batch running becomes the leader and
+/// runs everything queued, in its own task, until the queue is empty. No worker task, so a follower
+/// costs one wake-up (its answer), not two. A leader that is cancelled (its caller timed out) drops
+/// the answers of the batch it held: those callers get an error, as they would have timed out too.
+pub struct Combiner<Req, Resp> {
+    name: &'static str,
+    max_batch: usize,
+    queue: std::sync::Mutex<Vec<Job<Req, Resp>>>,
+    /// How many batches may run at once (each leader holds a permit).
+    leaders: tokio::sync::Semaphore,
+    #[allow(clippy::type_complexity)]
+    run: Box<dyn Fn(Vec<Req>) -> BoxFuture<Vec<Result<Resp>>> + Send + Sync>,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<Req, Resp> std::fmt::Debug for Combiner<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Combiner")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Combiner<Req, Resp> {
+    /// `run` gets up to `max_batch` requests and returns one result per request, in order.
+    pub fn new<F, Fut>(name: &'static str, max_batch: usize, leaders: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<Resp>>> + Send + 'static,
+    {
+        Self {
+            name,
+            max_batch: max_batch.max(1),
+            queue: std::sync::Mutex::new(Vec::new()),
+            leaders: tokio::sync::Semaphore::new(leaders.max(1)),
+            run: Box::new(move |requests| Box::pin(run(requests))),
+        }
+    }
+
+    fn take(&self) -> Vec<Job<Req, Resp>> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() <= self.max_batch {
+            std::mem::take(&mut *queue)
+        } else {
+            queue.drain(..self.max_batch).collect()
+        }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Queues one request and waits for its result, leading batches while nobody else does.
+    pub async fn call(&self, request: Req) -> Result<Resp> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((request, reply));
+        while let Ok(permit) = self.leaders.try_acquire() {
+            loop {
+                let jobs = self.take();
+                if jobs.is_empty() {
+                    break;
+                }
+                let (requests, replies): (Vec<Req>, Vec<_>) = jobs.into_iter().unzip();
+                let mut results = (self.run)(requests).await.into_iter();
+                for reply in replies {
+                    let result = results.next().unwrap_or_else(|| {
+                        Err(Error::Internal {
+                            context: self.name,
+                            source: "a batch returned fewer results than requests".into(),
+                        })
+                    });
+                    let _ = reply.send(result);
+                }
+            }
+            drop(permit);
+            // A request queued after the last take, while we still led, is ours to run.
+            if self.queue_is_empty() {
+                break;
+            }
+        }
+        answer.await.map_err(|_| Error::Unavailable {
+            store: self.name,
+            source: "the batch carrying this request was cancelled".into(),
+        })?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -133,6 +227,47 @@ mod tests {
             Vec::<Result<u8>>::new()
         });
         assert!(matches!(batcher.call(1).await, Err(Error::Internal { .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn combined_calls_are_grouped_and_each_gets_its_own_answer() {
+        let batches = Arc::new(AtomicUsize::new(0));
+        let counted = batches.clone();
+        let combiner = Arc::new(Combiner::new("test", 64, 2, move |xs: Vec<u32>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                xs.into_iter().map(|x| Ok(x + 1)).collect()
+            }
+        }));
+        let calls: Vec<_> = (0..200u32)
+            .map(|x| {
+                let combiner = combiner.clone();
+                tokio::spawn(async move { (x, combiner.call(x).await.unwrap()) })
+            })
+            .collect();
+        for call in calls {
+            let (x, answer) = call.await.unwrap();
+            assert_eq!(answer, x + 1);
+        }
+        let batches = batches.load(Ordering::SeqCst);
+        assert!(
+            (4..200).contains(&batches),
+            "{batches} batches for 200 calls"
+        );
+        // Alone, a call is its own batch and nothing waits.
+        assert_eq!(combiner.call(7).await.unwrap(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_fails_its_batch_and_later_calls_still_work() {
+        let combiner = Arc::new(Combiner::new("slow", 8, 1, |xs: Vec<u64>| async move {
+            tokio::time::sleep(Duration::from_millis(xs[0])).await;
+            xs.into_iter().map(Ok).collect()
+        }));
+        let slow = tokio::time::timeout(Duration::from_millis(10), combiner.call(1000)).await;
+        assert!(slow.is_err(), "the caller gave up");
+        assert_eq!(combiner.call(1).await.unwrap(), 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! for a cool-down; then a probe (the tiered store's maintenance) decides whether it is back.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the breaker lets through.
@@ -36,6 +37,8 @@ enum Inner {
 /// A consecutive-failure circuit breaker.
 #[derive(Debug)]
 pub struct CircuitBreaker {
+    /// Mirrors `inner` being `Closed { consecutive_failures: 0 }`: the hot path reads only this.
+    healthy: AtomicBool,
     inner: Mutex<Inner>,
     failure_threshold: u32,
     cool_down: Duration,
@@ -45,6 +48,7 @@ impl CircuitBreaker {
     /// Opens after `failure_threshold` consecutive failures; stays open at least `cool_down`.
     pub fn new(failure_threshold: u32, cool_down: Duration) -> Self {
         Self {
+            healthy: AtomicBool::new(true),
             inner: Mutex::new(Inner::Closed {
                 consecutive_failures: 0,
             }),
@@ -59,7 +63,7 @@ impl CircuitBreaker {
 
     /// Whether a normal call may use Redis now.
     pub fn allows_calls(&self) -> bool {
-        matches!(*self.lock(), Inner::Closed { .. })
+        self.healthy.load(Ordering::Acquire) || matches!(*self.lock(), Inner::Closed { .. })
     }
 
     /// The current state, as seen from outside.
@@ -73,14 +77,20 @@ impl CircuitBreaker {
 
     /// A call (or probe) succeeded: the breaker closes.
     pub fn record_success(&self) {
-        *self.lock() = Inner::Closed {
+        if self.healthy.load(Ordering::Acquire) {
+            return;
+        }
+        let mut inner = self.lock();
+        *inner = Inner::Closed {
             consecutive_failures: 0,
         };
+        self.healthy.store(true, Ordering::Release);
     }
 
     /// A call failed; returns `true` when this failure opened the breaker.
     pub fn record_failure(&self) -> bool {
         let mut inner = self.lock();
+        self.healthy.store(false, Ordering::Release);
         match *inner {
             Inner::Closed {
                 consecutive_failures,
@@ -110,7 +120,9 @@ impl CircuitBreaker {
 
     /// Opens the breaker at once (used when Redis is known to be untrustworthy).
     pub fn trip(&self) {
-        *self.lock() = Inner::Open {
+        let mut inner = self.lock();
+        self.healthy.store(false, Ordering::Release);
+        *inner = Inner::Open {
             since: Instant::now(),
         };
     }

@@ -45,6 +45,23 @@ impl Default for TieredOptions {
     }
 }
 
+/// The hot-path counters, registered once (a lookup by name per call costs more than the increment).
+struct Counters {
+    hits: metrics::Counter,
+    misses: metrics::Counter,
+    fallbacks: metrics::Counter,
+}
+
+impl Counters {
+    fn register() -> Self {
+        Self {
+            hits: metrics::counter!("sm_redis_hits_total"),
+            misses: metrics::counter!("sm_redis_misses_total"),
+            fallbacks: metrics::counter!("sm_redis_fallbacks_total"),
+        }
+    }
+}
+
 /// Applying a reset scans the app's keys: it gets far longer than a single command.
 const RESET_TIMEOUT: Duration = Duration::from_secs(60);
 /// Outbox entries applied per durable round trip.
@@ -53,6 +70,7 @@ const DRAIN_BATCH: u32 = 256;
 /// Redis sessions over a durable store that records invalidations.
 pub struct TieredStore {
     hot: RedisSessionCache,
+    counters: Counters,
     durable: Arc<dyn Store>,
     breaker: CircuitBreaker,
     options: TieredOptions,
@@ -62,6 +80,11 @@ pub struct TieredStore {
     /// Bumped on every Redis failure, so a drain that raced a failure does not mark Redis trusted.
     failures: AtomicU64,
     drain_lock: tokio::sync::Mutex<()>,
+    /// Group drains: each writer that needs the outbox applied takes a ticket; one drain covers
+    /// every ticket taken before it started, so concurrent revokes share one drain.
+    drain_tickets: AtomicU64,
+    drained_up_to: AtomicU64,
+    drained: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for TieredStore {
@@ -90,12 +113,16 @@ impl TieredStore {
         }
         Ok(Self {
             hot,
+            counters: Counters::register(),
             durable,
             breaker: CircuitBreaker::new(options.failure_threshold, options.cool_down),
             options,
             trusted: AtomicBool::new(false),
             failures: AtomicU64::new(0),
             drain_lock: tokio::sync::Mutex::new(()),
+            drain_tickets: AtomicU64::new(0),
+            drained_up_to: AtomicU64::new(0),
+            drained: tokio::sync::Notify::new(),
         })
     }
 
@@ -125,13 +152,34 @@ impl TieredStore {
         limit: Duration,
         op: impl Future<Output = Result<T>>,
     ) -> Option<T> {
-        let failure = match tokio::time::timeout(limit, op).await {
-            Ok(Ok(value)) => {
+        let outcome = match tokio::time::timeout(limit, op).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Unavailable {
+                store: "redis",
+                source: format!("timed out after {limit:?}").into(),
+            }),
+        };
+        self.settle(what, outcome)
+    }
+
+    /// A lookup, which the cache bounds itself: its connection has a response timeout of
+    /// `redis_timeout`, and concurrent lookups share one `MGET` (no timer per call on the hot path).
+    async fn redis_lookup<T>(&self, op: impl Future<Output = Result<T>>) -> Option<T> {
+        if !self.breaker.allows_calls() {
+            return None;
+        }
+        let outcome = op.await;
+        self.settle("get", outcome)
+    }
+
+    /// Counts a Redis call's outcome: a failure feeds the breaker and stops trusting Redis for reads.
+    fn settle<T>(&self, what: &'static str, outcome: Result<T>) -> Option<T> {
+        let failure = match outcome {
+            Ok(value) => {
                 self.breaker.record_success();
                 return Some(value);
             }
-            Ok(Err(err)) => err.to_string(),
-            Err(_) => format!("timed out after {limit:?}"),
+            Err(err) => err.to_string(),
         };
         self.failures.fetch_add(1, Ordering::SeqCst);
         self.trusted.store(false, Ordering::SeqCst);
@@ -149,6 +197,18 @@ impl TieredStore {
     /// Returns how many were applied; an error when Redis failed part-way (the rest stays queued).
     pub async fn drain_outbox(&self) -> Result<usize> {
         let _one_at_a_time = self.drain_lock.lock().await;
+        let covers = self.drain_tickets.load(Ordering::SeqCst);
+        let result = self.drain_locked().await;
+        if result.is_ok() {
+            self.drained_up_to.fetch_max(covers, Ordering::SeqCst);
+        }
+        // Writers waiting in `drain_now` re-check (and drain themselves if this one failed).
+        self.drained.notify_waiters();
+        result
+    }
+
+    /// [`drain_outbox`](Self::drain_outbox), with the drain lock held by the caller.
+    async fn drain_locked(&self) -> Result<usize> {
         let mut applied = 0;
         loop {
             let entries = self.durable.pending_invalidations(DRAIN_BATCH).await?;
@@ -184,11 +244,41 @@ impl TieredStore {
     }
 
     /// Applies the outbox now if Redis is usable; failures leave it for the background replayer.
+    ///
+    /// Returns once a drain that started after this call's change was committed has finished (or
+    /// failed: the replayer retries). Concurrent callers share drains instead of queueing one each.
     async fn drain_now(&self) {
-        if self.breaker.allows_calls()
-            && let Err(err) = self.drain_outbox().await
-        {
-            tracing::debug!(error = %err, "outbox left for the replayer");
+        if !self.breaker.allows_calls() {
+            return;
+        }
+        let ticket = self.drain_tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut attempted = false;
+        loop {
+            if self.drained_up_to.load(Ordering::SeqCst) >= ticket {
+                return;
+            }
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Ok(_one_at_a_time) = self.drain_lock.try_lock() {
+                if attempted {
+                    return;
+                }
+                attempted = true;
+                // Every ticket up to here was taken after its change committed: this drain sees it.
+                let covers = self.drain_tickets.load(Ordering::SeqCst);
+                let result = self.drain_locked().await;
+                if result.is_ok() {
+                    self.drained_up_to.fetch_max(covers, Ordering::SeqCst);
+                }
+                self.drained.notify_waiters();
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "outbox left for the replayer");
+                    return;
+                }
+                continue;
+            }
+            notified.await;
         }
     }
 
@@ -289,16 +379,16 @@ impl Store for TieredStore {
     ) -> Result<Option<Session>> {
         let consult_redis = self.redis_trusted();
         if consult_redis {
-            match self.redis("get", self.hot.get(app, id, now)).await {
+            match self.redis_lookup(self.hot.get(app, id, now)).await {
                 Some(Some(session)) => {
-                    metrics::counter!("sm_redis_hits_total").increment(1);
+                    self.counters.hits.increment(1);
                     return Ok(Some(session));
                 }
-                Some(None) => metrics::counter!("sm_redis_misses_total").increment(1),
-                None => metrics::counter!("sm_redis_fallbacks_total").increment(1),
+                Some(None) => self.counters.misses.increment(1),
+                None => self.counters.fallbacks.increment(1),
             }
         } else {
-            metrics::counter!("sm_redis_fallbacks_total").increment(1);
+            self.counters.fallbacks.increment(1);
         }
         let found = self.durable.get_session(app, id, now).await?;
         if let Some(session) = &found

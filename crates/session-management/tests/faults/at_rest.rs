@@ -174,3 +174,43 @@ async fn reset_deletes_one_apps_rows_and_redis_keys_and_nothing_else() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revokes_share_drains_and_each_is_final_when_it_returns() {
+    let deployment = Deployment::postgres().await;
+    let a = deployment.instance().await;
+    let b = deployment.instance().await;
+    let ada = user(&a.manager, "ada@example.com").await;
+    let created = sessions(&a.manager, &ada, 40).await;
+    for (token, _) in &created {
+        assert!(
+            b.manager.validate(&web(), token).await.unwrap().is_some(),
+            "cached on B"
+        );
+    }
+    let revokes: Vec<_> = created
+        .into_iter()
+        .map(|(token, session)| {
+            let (a, b) = (a.manager.clone(), b.manager.clone());
+            tokio::spawn(async move {
+                a.revoke(&web(), &session.id).await.unwrap();
+                // The moment revoke returns, no instance may accept the token.
+                assert!(b.validate(&web(), &token).await.unwrap().is_none());
+                assert!(a.validate(&web(), &token).await.unwrap().is_none());
+            })
+        })
+        .collect();
+    for revoke in revokes {
+        revoke.await.unwrap();
+    }
+    assert!(a.tiered.pending_invalidations(10).await.unwrap().is_empty());
+    let dump = deployment.prefix.dump().await;
+    let prefix = deployment.prefix.as_str().len();
+    let count = |kind: &[u8]| {
+        dump.iter()
+            .filter(|(k, _)| k[prefix..].starts_with(kind))
+            .count()
+    };
+    assert_eq!(count(b"web:s:"), 0, "no cached session left");
+    assert_eq!(count(b"web:r:"), 40, "a tombstone for each");
+}

@@ -24,7 +24,7 @@ mod codec;
 use codec::{decode, encode};
 
 use super::Invalidation;
-use super::batch::{Batcher, fail_all};
+use super::batch::{Combiner, fail_all};
 use crate::error::{Error, Result};
 use crate::model::{App, Session, UserId};
 use crate::token::SessionId;
@@ -65,7 +65,7 @@ pub struct RedisSessionCache {
     index: Script,
     revoke: Script,
     /// Concurrent lookups, grouped into one `MGET`.
-    lookups: Arc<Batcher<Lookup, Option<Session>>>,
+    lookups: Arc<Combiner<Lookup, Option<Session>>>,
 }
 
 /// A lookup: the app, the session and the caller's "now".
@@ -74,7 +74,7 @@ type Lookup = (App, SessionId, OffsetDateTime);
 /// Most keys in one `MGET`.
 const MAX_BATCH: usize = 128;
 /// `MGET`s in flight at once (they share the multiplexed connection).
-const WORKERS: usize = 2;
+const LEADERS: usize = 2;
 
 /// `<prefix><app>:<kind>:{<the 32 raw id bytes>}`: raw bytes keep keys short (Redis memory).
 fn id_key(prefix: &str, app: &App, kind: &str, id: &SessionId) -> Vec<u8> {
@@ -154,7 +154,7 @@ impl RedisSessionCache {
             .map_err(unavailable)?;
         let lookups = {
             let (conn, prefix) = (conn.clone(), prefix.to_owned());
-            Batcher::spawn("redis_get", MAX_BATCH, WORKERS, move |lookups| {
+            Combiner::new("redis", MAX_BATCH, LEADERS, move |lookups| {
                 let (conn, prefix) = (conn.clone(), prefix.clone());
                 async move { get_all(conn, &prefix, lookups).await }
             })
