@@ -61,6 +61,11 @@ impl TestPrefix {
                         .await
                         .unwrap(),
                 ],
+                "hash" => redis::cmd("HKEYS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
                 "set" => redis::cmd("SMEMBERS")
                     .arg(&key)
                     .query_async(&mut conn)
@@ -68,6 +73,10 @@ impl TestPrefix {
                     .unwrap(),
                 _ => Vec::new(),
             };
+            if values.is_empty() {
+                // Every key shows, even one whose type is not read above.
+                out.push((key.clone(), Vec::new()));
+            }
             for value in values {
                 out.push((key.clone(), value));
             }

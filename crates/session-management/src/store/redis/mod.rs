@@ -6,7 +6,8 @@
 //!   session id's 32 raw bytes: short keys save Redis memory);
 //! - `sm:web:r:{<id>}` a revocation tombstone, kept until the revoked session would have expired, so a
 //!   late write (a read repair racing a revoke) can never cache it again;
-//! - `sm:web:u:{<user_id>}` the set of a user's session ids, so listing needs no `SCAN`.
+//! - `sm:web:u:{<user_id>}` a user's session ids (the fields of a small hash; the user id as its 16
+//!   raw bytes), so listing needs no `SCAN`.
 //!
 //! The braces are Redis Cluster hash tags, so a session and its
 //! tombstone share a slot (the write script touches both). Writes are conditional: a Lua script
@@ -42,9 +43,11 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
-/// Adds `ARGV[1]` to the user's index `KEYS[1]`, keeping the index alive at least `ARGV[2]` ms.
+/// Adds `ARGV[1]` to the user's index `KEYS[1]`, keeping the index alive at least `ARGV[2]` ms. The
+/// index is a hash whose fields are the session ids (empty values): small hashes are stored as a
+/// compact listpack, where a set of 32-byte strings would be a full hash table (Redis 7.0).
 const INDEX_SCRIPT: &str = r"
-redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], '')
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 ";
@@ -182,8 +185,14 @@ impl RedisSessionCache {
         id_key(&self.prefix, app, ":r:", id)
     }
 
-    fn index_key(&self, app: &App, user_id: UserId) -> String {
-        format!("{}{app}:u:{{{user_id}}}", self.prefix)
+    fn index_key(&self, app: &App, user_id: UserId) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.prefix.len() + app.as_str().len() + 22);
+        key.extend_from_slice(self.prefix.as_bytes());
+        key.extend_from_slice(app.as_str().as_bytes());
+        key.extend_from_slice(b":u:{");
+        key.extend_from_slice(user_id.as_uuid().as_bytes());
+        key.push(b'}');
+        key
     }
 
     /// Round trip to check the connection.
@@ -278,7 +287,7 @@ impl RedisSessionCache {
     ) -> Result<Vec<Session>> {
         let mut conn = self.conn.clone();
         let index = self.index_key(app, user_id);
-        let members: Vec<Vec<u8>> = conn.smembers(&index).await.map_err(unavailable)?;
+        let members: Vec<Vec<u8>> = conn.hkeys(&index).await.map_err(unavailable)?;
         let ids: Vec<SessionId> = members
             .iter()
             .filter_map(|m| <[u8; 32]>::try_from(m.as_slice()).ok())
@@ -302,7 +311,7 @@ impl RedisSessionCache {
             }
         }
         if !gone.is_empty() {
-            let _: i64 = conn.srem(&index, gone).await.map_err(unavailable)?;
+            let _: i64 = conn.hdel(&index, gone).await.map_err(unavailable)?;
         }
         sessions.sort_by_key(|s| (s.created_at, s.id));
         Ok(sessions)
