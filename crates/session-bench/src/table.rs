@@ -298,7 +298,7 @@ fn footprint(out: &mut String, runs: &Runs) {
         let _ = writeln!(
             out,
             "
-Ours by key type (`MEMORY USAGE`, last run): {split} (string: the session; set: the per-user index, one per user here)."
+Ours by key type (`MEMORY USAGE`, last run): {split} (string: the session; hash: the per-user index, one per user here)."
         );
     }
 }
