@@ -114,6 +114,10 @@ pub fn user_ids(n: u64) -> Vec<String> {
         .collect()
 }
 
+/// The same allocator as ours, for a like-for-like comparison.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();

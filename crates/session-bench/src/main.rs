@@ -26,6 +26,10 @@ use clap::Parser as _;
 use crate::args::Args;
 use crate::services::Services;
 
+/// The same allocator as `sessionctl`, for ours, the limit and the peer alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(path) = &args.table {
