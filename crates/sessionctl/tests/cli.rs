@@ -327,147 +327,63 @@ fn reset_in_production_needs_force() {
 fn bad_input_gets_a_clear_error_naming_the_field_and_a_non_zero_exit() {
     let sb = Sandbox::new();
     let user = sb.create_user("web", "ada@example.com");
-    let cases: &[(&[&str], &str)] = &[
+    // `users create` and `sessions create` with one field changed from a valid value.
+    let user_create = |app: &str, email: &str, name: &str| -> Vec<String> {
+        [
+            "users", "create", "--app", app, "--email", email, "--name", name,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let session_create = |ip: &str, agent: &str, ttl: &str, extra: &[&str]| -> Vec<String> {
+        let base = [
+            "sessions", "create", "--app", "web", "--user", &user, "--ip", ip,
+        ];
+        let rest = ["--user-agent", agent, "--ttl", ttl];
+        base.iter()
+            .chain(&rest)
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let plain = |args: &[&str]| -> Vec<String> { args.iter().map(|a| a.to_string()).collect() };
+    let long_agent = "x".repeat(513);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (user_create("Web", "a@example.com", "A"), "app"),
+        (user_create("web", "nope", "A"), "email"),
+        (user_create("web", "b@example.com", ""), "name"),
         (
-            &[
-                "users",
-                "create",
-                "--app",
-                "Web",
-                "--email",
-                "a@example.com",
-                "--name",
-                "A",
-            ],
-            "app",
+            plain(&["users", "get", "--app", "web", "--id", "123"]),
+            "user_id",
         ),
         (
-            &[
-                "users", "create", "--app", "web", "--email", "nope", "--name", "A",
-            ],
-            "email",
+            plain(&["users", "list", "--app", "web", "--limit", "0"]),
+            "limit",
         ),
+        (session_create("999.1.1.1", "x", "60", &[]), "ip"),
+        (session_create("::1", &long_agent, "60", &[]), "user_agent"),
+        (session_create("::1", "x", "0", &[]), "ttl"),
+        (session_create("::1", "x", "34560001", &[]), "ttl"),
+        (session_create("::1", "x", "60", &["--data", "[1]"]), "data"),
         (
-            &[
-                "users",
-                "create",
-                "--app",
-                "web",
-                "--email",
-                "b@example.com",
-                "--name",
-                "",
-            ],
-            "name",
-        ),
-        (&["users", "get", "--app", "web", "--id", "123"], "user_id"),
-        (&["users", "list", "--app", "web", "--limit", "0"], "limit"),
-        (
-            &[
-                "sessions",
-                "create",
-                "--app",
-                "web",
-                "--user",
-                &user,
-                "--ip",
-                "999.1.1.1",
-                "--user-agent",
-                "x",
-                "--ttl",
-                "60",
-            ],
-            "ip",
-        ),
-        (
-            &[
-                "sessions",
-                "create",
-                "--app",
-                "web",
-                "--user",
-                &user,
-                "--ip",
-                "::1",
-                "--user-agent",
-                &"x".repeat(513),
-                "--ttl",
-                "60",
-            ],
-            "user_agent",
-        ),
-        (
-            &[
-                "sessions",
-                "create",
-                "--app",
-                "web",
-                "--user",
-                &user,
-                "--ip",
-                "::1",
-                "--user-agent",
-                "x",
-                "--ttl",
-                "0",
-            ],
-            "ttl",
-        ),
-        (
-            &[
-                "sessions",
-                "create",
-                "--app",
-                "web",
-                "--user",
-                &user,
-                "--ip",
-                "::1",
-                "--user-agent",
-                "x",
-                "--ttl",
-                "34560001",
-            ],
-            "ttl",
-        ),
-        (
-            &[
-                "sessions",
-                "create",
-                "--app",
-                "web",
-                "--user",
-                &user,
-                "--ip",
-                "::1",
-                "--user-agent",
-                "x",
-                "--ttl",
-                "60",
-                "--data",
-                "[1]",
-            ],
-            "data",
-        ),
-        (
-            &[
+            plain(&[
                 "sessions",
                 "validate",
                 "--app",
                 "web",
                 "--token",
                 "not-a-token",
-            ],
+            ]),
             "token",
         ),
         (
-            &["sessions", "revoke", "--app", "web", "--id", "xyz"],
+            plain(&["sessions", "revoke", "--app", "web", "--id", "xyz"]),
             "session_id",
         ),
     ];
-    for (args, field) in cases {
+    for (args, field) in &cases {
         let mut all = vec!["--json"];
-        all.extend_from_slice(args);
+        all.extend(args.iter().map(String::as_str));
         let out = sb.run(&all);
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
         let err: Value = serde_json::from_str(stderr(&out).trim()).unwrap();
