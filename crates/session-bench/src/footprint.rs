@@ -12,7 +12,7 @@ use crate::ours::{self, Ours};
 use crate::services::{self, Services};
 
 /// Measures bytes per session over `k` creates. Tiered: under a fresh key prefix (so every key the
-/// pass writes, per-user index included, is counted and nothing else), directly on Redis (never via
+/// pass writes is counted and nothing else), directly on Redis (never via
 /// the proxy), over the same PostgreSQL database. Postgres: the table only. Other backends: nothing.
 /// Notes worth reporting (the Redis bytes by key type) are added to `notes`.
 pub async fn ours(

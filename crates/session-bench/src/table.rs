@@ -269,7 +269,7 @@ fn footprint(out: &mut String, runs: &Runs) {
     out.push_str("| --- | ---: | ---: | ---: | ---: |\n");
     let _ = writeln!(
         out,
-        "| **ours** (`TieredStore`: session key + per-user index; `sessions` table) | {} | {} | {} | {} |",
+        "| **ours** (`TieredStore`: one key per session, no per-user index in Redis; `sessions` table) | {} | {} | {} | {} |",
         show(f(ours, "redis_bytes_per_session"), 0),
         show(f(ours, "redis_bytes_per_session_keys"), 0),
         show(f(ours, "redis_keys_per_session"), 2),
@@ -298,7 +298,7 @@ fn footprint(out: &mut String, runs: &Runs) {
         let _ = writeln!(
             out,
             "
-Ours by key type (`MEMORY USAGE`, last run): {split} (string: the session; hash: the per-user index, one per user here)."
+Ours by key type (`MEMORY USAGE`, last run): {split}."
         );
     }
 }

@@ -290,14 +290,10 @@ impl UserManager {
         self.revoke(app, &token.id()).await
     }
 
-    /// The user's live sessions, oldest first; `NotFound` when the app has no such user. When the
-    /// user cannot be checked because the durable store is down, the store answers from what it can
-    /// reach (the tiered store's Redis index).
+    /// The user's live sessions, oldest first; `NotFound` when the app has no such user. Answered by
+    /// the durable store (the only complete answer): `Unavailable` while it is down.
     pub async fn list_sessions(&self, app: &App, user_id: UserId) -> Result<Vec<Session>> {
-        match self.get(app, user_id).await {
-            Ok(_) | Err(Error::Unavailable { .. }) => {}
-            Err(err) => return Err(err),
-        }
+        self.get(app, user_id).await?;
         self.store.list_sessions(app, user_id, self.now()).await
     }
 

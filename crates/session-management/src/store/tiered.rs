@@ -406,19 +406,8 @@ impl Store for TieredStore {
         user_id: UserId,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>> {
-        match self.durable.list_sessions(app, user_id, now).await {
-            Err(Error::Unavailable { store, source }) => {
-                tracing::debug!(store, "durable store down: listing from the Redis index");
-                match self
-                    .redis("list", self.hot.list_user(app, user_id, now))
-                    .await
-                {
-                    Some(sessions) => Ok(sessions),
-                    None => Err(Error::Unavailable { store, source }),
-                }
-            }
-            other => other,
-        }
+        // The durable store is the complete answer (Redis holds only what it happens to cache).
+        self.durable.list_sessions(app, user_id, now).await
     }
 
     async fn extend_session(

@@ -32,7 +32,7 @@ async fn redis_and_postgres_hold_no_token_and_redis_follows_the_key_layout() {
         assert!(key.starts_with(prefix), "every key is under the prefix");
         let rest = &key[prefix.len()..];
         assert!(
-            [&b"web:s:{"[..], b"web:r:{", b"web:u:{"]
+            [&b"web:s:{"[..], b"web:r:{"]
                 .iter()
                 .any(|kind| rest.starts_with(kind)),
             "{}",

@@ -57,8 +57,8 @@ async fn postgres_cut_keeps_cached_sessions_valid_and_fails_writes_cleanly() {
             .await,
     );
     unavailable(manager.revoke(&web(), &created[0].1.id).await);
-    let listed = manager.list_sessions(&web(), ada.id).await.unwrap();
-    assert_eq!(listed.len(), 5, "listing falls back to the Redis index");
+    // Listing needs the complete answer, which only the durable store has.
+    unavailable(manager.list_sessions(&web(), ada.id).await);
     assert_eq!(
         deployment.prefix.count_keys().await,
         keys_before,

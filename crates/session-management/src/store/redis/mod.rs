@@ -6,12 +6,15 @@
 //!   session id's 32 raw bytes: short keys save Redis memory);
 //! - `sm:web:r:{<id>}` a revocation tombstone, kept until the revoked session would have expired, so a
 //!   late write (a read repair racing a revoke) can never cache it again;
-//! - `sm:web:u:{<user_id>}` a user's session ids (the fields of a small hash; the user id as its 16
-//!   raw bytes), so listing needs no `SCAN`.
 //!
 //! The braces are Redis Cluster hash tags, so a session and its
 //! tombstone share a slot (the write script touches both). Writes are conditional: a Lua script
 //! refuses to store a session that has a tombstone or whose cached copy has a newer version.
+//!
+//! There is no per-user index in Redis: listing a user's sessions and revoking them all are answered
+//! by the durable store (its `(app, user_id)` index, never a scan), which is the only complete
+//! answer anyway, since Redis holds just the sessions it happens to cache. Every session's ids for
+//! `revoke_all` come from the durable store's transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +30,7 @@ use codec::{decode, encode};
 use super::Invalidation;
 use super::batch::{Combiner, fail_all};
 use crate::error::{Error, Result};
-use crate::model::{App, Session, UserId};
+use crate::model::{App, Session};
 use crate::token::SessionId;
 
 const STORE: &str = "redis";
@@ -40,15 +43,6 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local cur = redis.call('GET', KEYS[1])
 if cur and string.sub(cur, 1, 9) > string.sub(ARGV[1], 1, 9) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-";
-
-/// Adds `ARGV[1]` to the user's index `KEYS[1]`, keeping the index alive at least `ARGV[2]` ms. The
-/// index is a hash whose fields are the session ids (empty values): small hashes are stored as a
-/// compact listpack, where a set of 32-byte strings would be a full hash table (Redis 7.0).
-const INDEX_SCRIPT: &str = r"
-redis.call('HSET', KEYS[1], ARGV[1], '')
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 ";
 
@@ -65,7 +59,6 @@ pub struct RedisSessionCache {
     conn: ConnectionManager,
     prefix: String,
     put: Script,
-    index: Script,
     revoke: Script,
     /// Concurrent lookups, grouped into one `MGET`.
     lookups: Arc<Combiner<Lookup, Option<Session>>>,
@@ -167,7 +160,6 @@ impl RedisSessionCache {
             lookups: Arc::new(lookups),
             prefix: prefix.to_owned(),
             put: Script::new(PUT_SCRIPT),
-            index: Script::new(INDEX_SCRIPT),
             revoke: Script::new(REVOKE_SCRIPT),
         })
     }
@@ -183,16 +175,6 @@ impl RedisSessionCache {
 
     fn tombstone_key(&self, app: &App, id: &SessionId) -> Vec<u8> {
         id_key(&self.prefix, app, ":r:", id)
-    }
-
-    fn index_key(&self, app: &App, user_id: UserId) -> Vec<u8> {
-        let mut key = Vec::with_capacity(self.prefix.len() + app.as_str().len() + 22);
-        key.extend_from_slice(self.prefix.as_bytes());
-        key.extend_from_slice(app.as_str().as_bytes());
-        key.extend_from_slice(b":u:{");
-        key.extend_from_slice(user_id.as_uuid().as_bytes());
-        key.push(b'}');
-        key
     }
 
     /// Round trip to check the connection.
@@ -215,34 +197,23 @@ impl RedisSessionCache {
         self.lookups.call((app.clone(), *id, now)).await
     }
 
-    /// Caches a session for its remaining lifetime and indexes it under its user. Returns `false` when
-    /// the write was refused: the session is revoked (tombstone), a newer version is cached, or it has
-    /// already expired.
+    /// Caches a session for its remaining lifetime. Returns `false` when the write was refused: the
+    /// session is revoked (tombstone), a newer version is cached, or it has already expired.
     pub async fn put(&self, session: &Session, now: OffsetDateTime) -> Result<bool> {
         let remaining_ms = (session.expires_at - now).whole_milliseconds();
         if remaining_ms <= 0 {
             return Ok(false);
         }
-        // Both scripts go out together on the multiplexed connection: one round trip. The index
-        // is advisory (ids whose session is gone are dropped when listed), so adding an id whose
-        // write was refused costs nothing but a later clean-up.
-        let (mut put_conn, mut index_conn) = (self.conn.clone(), self.conn.clone());
-        let mut put = self.put.prepare_invoke();
-        put.key(self.session_key(&session.app, &session.id))
+        let mut conn = self.conn.clone();
+        let stored: i64 = self
+            .put
+            .key(self.session_key(&session.app, &session.id))
             .key(self.tombstone_key(&session.app, &session.id))
             .arg(encode(session))
-            .arg(remaining_ms as i64);
-        let mut index = self.index.prepare_invoke();
-        index
-            .key(self.index_key(&session.app, session.user_id))
-            .arg(session.id.as_bytes().as_slice())
-            .arg(remaining_ms as i64);
-        let (stored, indexed) = tokio::join!(
-            put.invoke_async::<i64>(&mut put_conn),
-            index.invoke_async::<i64>(&mut index_conn),
-        );
-        let stored = stored.map_err(unavailable)?;
-        indexed.map_err(unavailable)?;
+            .arg(remaining_ms as i64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         Ok(stored == 1)
     }
 
@@ -275,46 +246,6 @@ impl RedisSessionCache {
                 .map_err(unavailable),
             Invalidation::ResetApp { app } => self.delete_app_keys(app).await.map(drop),
         }
-    }
-
-    /// The user's cached live sessions (the fallback for listing when the durable store is down).
-    /// Ids whose session is gone are dropped from the index on the way.
-    pub async fn list_user(
-        &self,
-        app: &App,
-        user_id: UserId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<Session>> {
-        let mut conn = self.conn.clone();
-        let index = self.index_key(app, user_id);
-        let members: Vec<Vec<u8>> = conn.hkeys(&index).await.map_err(unavailable)?;
-        let ids: Vec<SessionId> = members
-            .iter()
-            .filter_map(|m| <[u8; 32]>::try_from(m.as_slice()).ok())
-            .map(SessionId::from_bytes)
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.session_key(app, id)).collect();
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        let mut sessions = Vec::new();
-        let mut gone = Vec::new();
-        for (id, value) in ids.iter().zip(values) {
-            match value.map(|raw| decode(app, *id, &raw)).transpose()? {
-                Some(s) if s.is_live_at(now) => sessions.push(s),
-                _ => gone.push(id.as_bytes().to_vec()),
-            }
-        }
-        if !gone.is_empty() {
-            let _: i64 = conn.hdel(&index, gone).await.map_err(unavailable)?;
-        }
-        sessions.sort_by_key(|s| (s.created_at, s.id));
-        Ok(sessions)
     }
 
     /// Deletes every key of the app under this prefix with `SCAN` + `UNLINK`, in batches (never
