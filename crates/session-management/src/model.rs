@@ -230,7 +230,11 @@ impl SessionMetadata {
         if user_agent.len() > Self::MAX_USER_AGENT_BYTES {
             return Err(Error::invalid("user_agent", "must be at most 512 bytes"));
         }
-        if user_agent.chars().any(char::is_control) {
+        // The common all-ASCII case byte by byte; C1 controls (U+0080..=U+009F) are not ASCII.
+        let bytes = user_agent.as_bytes();
+        if bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+            || (!user_agent.is_ascii() && user_agent.chars().any(char::is_control))
+        {
             return Err(Error::invalid(
                 "user_agent",
                 "must not contain control characters",
@@ -490,6 +494,17 @@ mod tests {
                 .field(),
             Some("user_agent")
         );
+        // Control characters, ASCII (C0, DEL) or not (C1), are refused; other non-ASCII is fine.
+        for agent in ["a\tb", "a\nb", "a\u{7f}", "caf\u{e9}\u{85}", "\u{9f}"] {
+            assert_eq!(
+                SessionMetadata::parse("1.2.3.4", agent)
+                    .unwrap_err()
+                    .field(),
+                Some("user_agent"),
+                "{agent:?}"
+            );
+        }
+        assert!(SessionMetadata::parse("1.2.3.4", "Caf\u{e9}/1.0 (\u{65e5}\u{672c})").is_ok());
     }
 
     #[test]

@@ -394,8 +394,9 @@ impl Store for TieredStore {
         if let Some(session) = &found
             && consult_redis
         {
-            // Read repair; the put script refuses a session that was revoked meanwhile.
-            self.redis("repair", self.hot.put(session, now)).await;
+            // Read repair; the put script refuses a session that was revoked meanwhile. Boxed: the
+            // cold path's large future would otherwise size every (hot) validation's future.
+            Box::pin(self.redis("repair", self.hot.put(session, now))).await;
         }
         Ok(found)
     }
