@@ -350,7 +350,7 @@ fn targets(out: &mut String, runs: &Runs) -> Option<()> {
     };
     let _ = writeln!(
         out,
-        "| Redis bytes per session, index included ≤ peer's (`used_memory` delta) | {} B vs {} B | {} vs {} | {} |",
+        "| Redis bytes per session, everything written ≤ peer's (`used_memory` delta) | {} B vs {} B | {} vs {} | {} |",
         show(ours, 0),
         show(peer, 0),
         per_round("tiered", "create").join(" / "),

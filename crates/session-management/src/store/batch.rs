@@ -94,8 +94,10 @@ pub(crate) fn fail_all<T, E>(
 
 /// Flat combining: callers queue their request; whoever finds no batch running becomes the leader and
 /// runs everything queued, in its own task, until the queue is empty. No worker task, so a follower
-/// costs one wake-up (its answer), not two. A leader that is cancelled (its caller timed out) drops
-/// the answers of the batch it held: those callers get an error, as they would have timed out too.
+/// costs one wake-up (its answer), not two. A leader that is cancelled (its caller timed out or went
+/// away) drops the answers of the batch it held, so those callers get an error, as they would have
+/// timed out too; the requests still queued behind it are handed to a new leader task, so nobody
+/// waits for a caller that will never come.
 pub struct Combiner<Req, Resp> {
     name: &'static str,
     max_batch: usize,
@@ -113,6 +115,32 @@ impl<Req, Resp> std::fmt::Debug for Combiner<Req, Resp> {
         f.debug_struct("Combiner")
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// A leader's permit; dropped before the leader finished (cancelled), it hands what is still queued
+/// to a new leader task.
+struct Leadership<'a, Req: Send + 'static, Resp: Send + 'static> {
+    combiner: &'a Arc<Combiner<Req, Resp>>,
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Leadership<'_, Req, Resp> {
+    /// The leader ran until the queue was empty: no hand-off.
+    fn finish(mut self) {
+        self.permit.take();
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Drop for Leadership<'_, Req, Resp> {
+    fn drop(&mut self) {
+        if self.permit.take().is_none() || self.combiner.queue_is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let combiner = self.combiner.clone();
+            runtime.spawn(async move { combiner.lead().await });
+        }
     }
 }
 
@@ -149,13 +177,26 @@ impl<Req: Send + 'static, Resp: Send + 'static> Combiner<Req, Resp> {
     }
 
     /// Queues one request and waits for its result, leading batches while nobody else does.
-    pub async fn call(&self, request: Req) -> Result<Resp> {
+    pub async fn call(self: &Arc<Self>, request: Req) -> Result<Resp> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((request, reply));
+        self.lead().await;
+        answer.await.map_err(|_| Error::Unavailable {
+            store: self.name,
+            source: "the batch carrying this request was cancelled".into(),
+        })?
+    }
+
+    /// Runs batches while a leader's permit is free and requests are queued.
+    async fn lead(self: &Arc<Self>) {
         while let Ok(permit) = self.leaders.try_acquire() {
+            let leadership = Leadership {
+                combiner: self,
+                permit: Some(permit),
+            };
             loop {
                 let jobs = self.take();
                 if jobs.is_empty() {
@@ -172,17 +213,16 @@ impl<Req: Send + 'static, Resp: Send + 'static> Combiner<Req, Resp> {
                     });
                     let _ = reply.send(result);
                 }
+                // Let the callers just answered (queued on this worker) run and queue their next
+                // requests, so the next batch carries them instead of leaving with a few.
+                tokio::task::yield_now().await;
             }
-            drop(permit);
+            leadership.finish();
             // A request queued after the last take, while we still led, is ours to run.
             if self.queue_is_empty() {
                 break;
             }
         }
-        answer.await.map_err(|_| Error::Unavailable {
-            store: self.name,
-            source: "the batch carrying this request was cancelled".into(),
-        })?
     }
 }
 
@@ -257,6 +297,38 @@ mod tests {
         );
         // Alone, a call is its own batch and nothing waits.
         assert_eq!(combiner.call(7).await.unwrap(), 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_queued_behind_a_cancelled_leader_are_still_answered() {
+        let combiner = Arc::new(Combiner::new("test", 64, 1, |xs: Vec<u32>| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            xs.into_iter().map(|x| Ok(x * 10)).collect()
+        }));
+        // The leader's batch is in flight when two more callers queue behind it (one permit).
+        let leader = tokio::spawn({
+            let combiner = combiner.clone();
+            async move { combiner.call(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let followers: Vec<_> = [2, 3]
+            .map(|x| {
+                let combiner = combiner.clone();
+                tokio::spawn(async move { combiner.call(x).await })
+            })
+            .into_iter()
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        // A new leader takes over: they are answered, not left waiting for another caller.
+        for (follower, x) in followers.into_iter().zip([2, 3]) {
+            let answer = tokio::time::timeout(Duration::from_secs(5), follower)
+                .await
+                .expect("a queued request was stranded by its cancelled leader")
+                .unwrap();
+            assert_eq!(answer.unwrap(), x * 10);
+        }
     }
 
     #[tokio::test]

@@ -60,12 +60,9 @@ pub struct RedisSessionCache {
     prefix: String,
     put: Script,
     revoke: Script,
-    /// Concurrent lookups, grouped into one `MGET`.
-    lookups: Arc<Combiner<Lookup, Option<Session>>>,
+    /// Concurrent lookups (session keys), grouped into one `MGET`; each caller decodes its own value.
+    lookups: Arc<Combiner<Vec<u8>, Option<Vec<u8>>>>,
 }
-
-/// A lookup: the app, the session and the caller's "now".
-type Lookup = (App, SessionId, OffsetDateTime);
 
 /// Most keys in one `MGET`.
 const MAX_BATCH: usize = 128;
@@ -88,34 +85,19 @@ fn session_key(prefix: &str, app: &App, id: &SessionId) -> Vec<u8> {
     id_key(prefix, app, ":s:", id)
 }
 
-/// Looks up a batch of sessions with one `MGET`.
-async fn get_all(
-    mut conn: ConnectionManager,
-    prefix: &str,
-    lookups: Vec<Lookup>,
-) -> Vec<Result<Option<Session>>> {
-    let keys: Vec<Vec<u8>> = lookups
-        .iter()
-        .map(|(app, id, _)| session_key(prefix, app, id))
-        .collect();
-    let values: Vec<Option<Vec<u8>>> =
-        match redis::cmd("MGET").arg(&keys).query_async(&mut conn).await {
-            Ok(values) => values,
-            Err(err) => {
-                return fail_all(lookups.len(), err, |e| Error::Unavailable {
-                    store: STORE,
-                    source: Box::new(e),
-                });
-            }
-        };
-    lookups
-        .into_iter()
-        .zip(values)
-        .map(|((app, id, now), raw)| match raw {
-            Some(raw) => Ok(Some(decode(&app, id, &raw)?).filter(|s| s.is_live_at(now))),
-            None => Ok(None),
-        })
-        .collect()
+/// Reads a batch of session keys with one `MGET`.
+async fn get_all(mut conn: ConnectionManager, keys: Vec<Vec<u8>>) -> Vec<Result<Option<Vec<u8>>>> {
+    match redis::cmd("MGET")
+        .arg(&keys)
+        .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+        .await
+    {
+        Ok(values) => values.into_iter().map(Ok).collect(),
+        Err(err) => fail_all(keys.len(), err, |e| Error::Unavailable {
+            store: STORE,
+            source: Box::new(e),
+        }),
+    }
 }
 
 impl std::fmt::Debug for RedisSessionCache {
@@ -149,10 +131,9 @@ impl RedisSessionCache {
             .await
             .map_err(unavailable)?;
         let lookups = {
-            let (conn, prefix) = (conn.clone(), prefix.to_owned());
-            Combiner::new("redis", MAX_BATCH, LEADERS, move |lookups| {
-                let (conn, prefix) = (conn.clone(), prefix.clone());
-                async move { get_all(conn, &prefix, lookups).await }
+            let conn = conn.clone();
+            Combiner::new("redis", MAX_BATCH, LEADERS, move |keys| {
+                get_all(conn.clone(), keys)
             })
         };
         Ok(Self {
@@ -193,8 +174,12 @@ impl RedisSessionCache {
         id: &SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<Session>> {
-        // Grouped with concurrent lookups into one `MGET`: still one round trip for this caller.
-        self.lookups.call((app.clone(), *id, now)).await
+        // Grouped with concurrent lookups into one `MGET`: still one round trip for this caller,
+        // who decodes its own value (decoding is spread over the callers, not done by the leader).
+        match self.lookups.call(self.session_key(app, id)).await? {
+            Some(raw) => Ok(Some(decode(app, *id, &raw)?).filter(|s| s.is_live_at(now))),
+            None => Ok(None),
+        }
     }
 
     /// Caches a session for its remaining lifetime. Returns `false` when the write was refused: the
