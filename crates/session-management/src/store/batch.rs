@@ -92,18 +92,22 @@ pub(crate) fn fail_all<T, E>(
     (0..count).map(|_| Err(wrap(shared.clone()))).collect()
 }
 
-/// Flat combining: callers queue their request; whoever finds no batch running becomes the leader and
-/// runs everything queued, in its own task, until the queue is empty. No worker task, so a follower
-/// costs one wake-up (its answer), not two. A leader that is cancelled (its caller timed out or went
-/// away) drops the answers of the batch it held, so those callers get an error, as they would have
-/// timed out too; the requests still queued behind it are handed to a new leader task, so nobody
-/// waits for a caller that will never come.
+/// Flat combining: callers queue their request; a caller that finds a leader's permit free runs the
+/// waiting requests as one batch itself, in its own task (no hop through a worker when the load is
+/// light: a request alone is its own batch). Under load, a caller leads one batch only and hands the
+/// permit on to a short-lived drain task, which runs the next batches back to back until the queue
+/// is empty, letting the callers it just answered queue their next requests first (bigger batches).
+/// So no caller waits on anyone else's requests for longer than its own batch.
+///
+/// A leading caller that is cancelled (it timed out or went away) drops the answers of the batch it
+/// held, so those callers get an error, as they would have timed out too; what is still queued is
+/// handed to a drain task, so nobody waits for a caller that will never come.
 pub struct Combiner<Req, Resp> {
     name: &'static str,
     max_batch: usize,
     queue: std::sync::Mutex<Vec<Job<Req, Resp>>>,
     /// How many batches may run at once (each leader holds a permit).
-    leaders: tokio::sync::Semaphore,
+    leaders: Arc<tokio::sync::Semaphore>,
     #[allow(clippy::type_complexity)]
     run: Box<dyn Fn(Vec<Req>) -> BoxFuture<Vec<Result<Resp>>> + Send + Sync>,
 }
@@ -118,28 +122,17 @@ impl<Req, Resp> std::fmt::Debug for Combiner<Req, Resp> {
     }
 }
 
-/// A leader's permit; dropped before the leader finished (cancelled), it hands what is still queued
-/// to a new leader task.
-struct Leadership<'a, Req: Send + 'static, Resp: Send + 'static> {
-    combiner: &'a Arc<Combiner<Req, Resp>>,
-    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+/// A leading caller's permit. Dropped while still armed (the caller was cancelled mid-batch), it
+/// releases the permit and hands what is queued to a drain task.
+struct Leadership<Req: Send + 'static, Resp: Send + 'static> {
+    combiner: Arc<Combiner<Req, Resp>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-impl<Req: Send + 'static, Resp: Send + 'static> Leadership<'_, Req, Resp> {
-    /// The leader ran until the queue was empty: no hand-off.
-    fn finish(mut self) {
-        self.permit.take();
-    }
-}
-
-impl<Req: Send + 'static, Resp: Send + 'static> Drop for Leadership<'_, Req, Resp> {
+impl<Req: Send + 'static, Resp: Send + 'static> Drop for Leadership<Req, Resp> {
     fn drop(&mut self) {
-        if self.permit.take().is_none() || self.combiner.queue_is_empty() {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let combiner = self.combiner.clone();
-            runtime.spawn(async move { combiner.lead().await });
+        if let Some(permit) = self.permit.take() {
+            self.combiner.release(permit);
         }
     }
 }
@@ -155,7 +148,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Combiner<Req, Resp> {
             name,
             max_batch: max_batch.max(1),
             queue: std::sync::Mutex::new(Vec::new()),
-            leaders: tokio::sync::Semaphore::new(leaders.max(1)),
+            leaders: Arc::new(tokio::sync::Semaphore::new(leaders.max(1))),
             run: Box::new(move |requests| Box::pin(run(requests))),
         }
     }
@@ -176,53 +169,84 @@ impl<Req: Send + 'static, Resp: Send + 'static> Combiner<Req, Resp> {
             .is_empty()
     }
 
-    /// Queues one request and waits for its result, leading batches while nobody else does.
+    /// Queues one request and waits for its result, leading one batch when a permit is free.
     pub async fn call(self: &Arc<Self>, request: Req) -> Result<Resp> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((request, reply));
-        self.lead().await;
+        if let Ok(permit) = self.leaders.clone().try_acquire_owned() {
+            let mut leadership = Leadership {
+                combiner: self.clone(),
+                permit: Some(permit),
+            };
+            let ran = self.run_batch().await;
+            if let Some(permit) = leadership.permit.take() {
+                if ran > 1 {
+                    // Under load: the next batches are a drain task's, not this caller's.
+                    self.hand_off(permit);
+                } else {
+                    self.release(permit);
+                }
+            }
+        }
         answer.await.map_err(|_| Error::Unavailable {
             store: self.name,
             source: "the batch carrying this request was cancelled".into(),
         })?
     }
 
-    /// Runs batches while a leader's permit is free and requests are queued.
-    async fn lead(self: &Arc<Self>) {
-        while let Ok(permit) = self.leaders.try_acquire() {
-            let leadership = Leadership {
-                combiner: self,
-                permit: Some(permit),
-            };
-            loop {
-                let jobs = self.take();
-                if jobs.is_empty() {
-                    break;
-                }
-                let (requests, replies): (Vec<Req>, Vec<_>) = jobs.into_iter().unzip();
-                let mut results = (self.run)(requests).await.into_iter();
-                for reply in replies {
-                    let result = results.next().unwrap_or_else(|| {
-                        Err(Error::Internal {
-                            context: self.name,
-                            source: "a batch returned fewer results than requests".into(),
-                        })
-                    });
-                    let _ = reply.send(result);
-                }
-                // Let the callers just answered (queued on this worker) run and queue their next
-                // requests, so the next batch carries them instead of leaving with a few.
-                tokio::task::yield_now().await;
-            }
-            leadership.finish();
-            // A request queued after the last take, while we still led, is ours to run.
-            if self.queue_is_empty() {
+    /// Runs what is queued (up to `max_batch`) as one batch and answers it; returns how many.
+    async fn run_batch(&self) -> usize {
+        let jobs = self.take();
+        let count = jobs.len();
+        if count == 0 {
+            return 0;
+        }
+        let (requests, replies): (Vec<Req>, Vec<_>) = jobs.into_iter().unzip();
+        let mut results = (self.run)(requests).await.into_iter();
+        for reply in replies {
+            let result = results.next().unwrap_or_else(|| {
+                Err(Error::Internal {
+                    context: self.name,
+                    source: "a batch returned fewer results than requests".into(),
+                })
+            });
+            let _ = reply.send(result);
+        }
+        count
+    }
+
+    /// Gives the permit to a new drain task.
+    fn hand_off(self: &Arc<Self>, permit: tokio::sync::OwnedSemaphorePermit) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let combiner = self.clone();
+            runtime.spawn(async move { combiner.drain(permit).await });
+        }
+    }
+
+    /// Gives the permit back; a request queued meanwhile (its caller found no permit free) goes
+    /// to a drain task.
+    fn release(self: &Arc<Self>, permit: tokio::sync::OwnedSemaphorePermit) {
+        drop(permit);
+        if !self.queue_is_empty()
+            && let Ok(permit) = self.leaders.clone().try_acquire_owned()
+        {
+            self.hand_off(permit);
+        }
+    }
+
+    /// Runs batches until the queue is empty. Before each, lets the callers just answered (queued
+    /// on this worker) run and queue their next requests, so the batch carries them.
+    async fn drain(self: Arc<Self>, permit: tokio::sync::OwnedSemaphorePermit) {
+        loop {
+            tokio::task::yield_now().await;
+            if self.run_batch().await == 0 {
                 break;
             }
         }
+        self.release(permit);
     }
 }
 
@@ -297,6 +321,42 @@ mod tests {
         );
         // Alone, a call is its own batch and nothing waits.
         assert_eq!(combiner.call(7).await.unwrap(), 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_leading_caller_returns_while_others_keep_calling() {
+        let combiner = Arc::new(Combiner::new("test", 8, 1, |xs: Vec<u32>| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            xs.into_iter().map(|x| Ok(x + 1)).collect()
+        }));
+        // The first caller leads (one permit); while its batch is in flight, callers that never
+        // let the queue run dry queue up behind it.
+        let first = tokio::spawn({
+            let combiner = combiner.clone();
+            async move { combiner.call(100).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load: Vec<_> = (0..16u32)
+            .map(|x| {
+                let (combiner, stop) = (combiner.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        assert_eq!(combiner.call(x).await.unwrap(), x + 1);
+                    }
+                })
+            })
+            .collect();
+        // It gets its answer and returns, although the queue never empties: it is not kept
+        // leading everybody else's batches.
+        let answer = tokio::time::timeout(Duration::from_secs(5), first)
+            .await
+            .expect("the leading caller kept leading while others kept calling");
+        assert_eq!(answer.unwrap().unwrap(), 101);
+        stop.store(true, Ordering::SeqCst);
+        for task in load {
+            task.await.unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
