@@ -13,6 +13,7 @@ mod common;
 mod postgres;
 mod redis;
 mod services;
+mod workload;
 
 use std::collections::HashMap;
 use std::process::ExitCode;

@@ -4,44 +4,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tower_sessions_core::SessionStore as _;
-use tower_sessions_core::session::Id;
 use tower_sessions_sqlx_store::PostgresStore;
 use tower_sessions_sqlx_store::sqlx::PgPool;
 use tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions;
 
 use crate::common::report::{Footprint, Report};
-use crate::common::runner;
 use crate::services::Database;
-use crate::{Args, Workload, record, user_ids};
+use crate::workload::{self, create_all, fresh_ids};
+use crate::{Args, Workload, user_ids};
 
 /// session-management's `PostgresStore` pool size, for a like-for-like comparison.
 const POOL_SIZE: u32 = 16;
-/// Concurrency of untimed setup work.
-const SETUP_CONCURRENCY: usize = 64;
-
-async fn create_all(
-    store: &Arc<PostgresStore>,
-    ids: &Arc<Vec<Id>>,
-    users: &Arc<Vec<String>>,
-) -> Result<()> {
-    let (store, ids, users) = (store.clone(), ids.clone(), users.clone());
-    runner::collect(ids.len() as u64, SETUP_CONCURRENCY, move |i| {
-        let (store, ids, users) = (store.clone(), ids.clone(), users.clone());
-        async move {
-            let mut record = record(ids[i as usize], &users[i as usize % users.len()]);
-            store.create(&mut record).await.map_err(|e| e.to_string())
-        }
-    })
-    .await
-    .map_err(anyhow::Error::msg)?;
-    Ok(())
-}
-
-fn fresh_ids(n: u64) -> Arc<Vec<Id>> {
-    Arc::new((0..n).map(|_| Id::default()).collect())
-}
-
 async fn rows(pool: &PgPool) -> Result<i64> {
     Ok(
         tower_sessions_sqlx_store::sqlx::query_scalar(
@@ -92,28 +65,7 @@ async fn measure(args: &Args, url: &str) -> Result<Report> {
     let rows_before = rows(&pool).await?;
     let setup_secs = setup_started.elapsed().as_secs_f64();
 
-    let (timed_store, timed_ids, timed_users) = (store.clone(), ids.clone(), users.clone());
-    let outcome = runner::run(ops, args.concurrency, move |i| {
-        let (store, ids, users) = (timed_store.clone(), timed_ids.clone(), timed_users.clone());
-        async move {
-            if load {
-                let id = ids[(i % ids.len() as u64) as usize];
-                match store.load(&id).await {
-                    Ok(Some(found)) if found.id == id => Ok(()),
-                    Ok(Some(_)) => Err("load returned another record".to_owned()),
-                    Ok(None) => Err("load returned None for a live record".to_owned()),
-                    Err(err) => Err(format!("load: {err}")),
-                }
-            } else {
-                let mut record = record(ids[i as usize], &users[i as usize]);
-                store
-                    .create(&mut record)
-                    .await
-                    .map_err(|err| format!("create: {err}"))
-            }
-        }
-    })
-    .await;
+    let outcome = workload::timed(&store, &ids, &users, load, ops, args.concurrency).await;
     let mut report = Report::new(
         "peer",
         "tower-sessions-sqlx-store",

@@ -4,45 +4,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use tower_sessions_core::SessionStore as _;
 use tower_sessions_core::session::Id;
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::prelude::*;
 
 use crate::common::report::{Footprint, Report};
-use crate::common::runner;
 use crate::services;
-use crate::{Args, Workload, record, user_ids};
-
-/// Concurrency of untimed setup work.
-const SETUP_CONCURRENCY: usize = 64;
-
-/// Creates `ids.len()` records (record `i` with id `ids[i]` for user `users[i % users.len()]`).
-async fn create_all(
-    store: &Arc<RedisStore<Pool>>,
-    ids: &Arc<Vec<Id>>,
-    users: &Arc<Vec<String>>,
-) -> Result<()> {
-    let (store, ids, users) = (store.clone(), ids.clone(), users.clone());
-    runner::collect(ids.len() as u64, SETUP_CONCURRENCY, move |i| {
-        let (store, ids, users) = (store.clone(), ids.clone(), users.clone());
-        async move {
-            let mut record = record(ids[i as usize], &users[i as usize % users.len()]);
-            store.create(&mut record).await.map_err(|e| e.to_string())?;
-            if record.id != ids[i as usize] {
-                return Err("the id collided and was replaced".to_owned());
-            }
-            Ok(())
-        }
-    })
-    .await
-    .map_err(anyhow::Error::msg)?;
-    Ok(())
-}
-
-fn fresh_ids(n: u64) -> Arc<Vec<Id>> {
-    Arc::new((0..n).map(|_| Id::default()).collect())
-}
+use crate::workload::{self, create_all, fresh_ids};
+use crate::{Args, Workload, user_ids};
 
 fn keys(ids: &[Id]) -> Vec<String> {
     ids.iter().map(Id::to_string).collect()
@@ -83,28 +52,7 @@ async fn measure(
     }
     let setup_secs = setup_started.elapsed().as_secs_f64();
 
-    let (timed_store, timed_ids, timed_users) = (store.clone(), ids.clone(), users.clone());
-    let outcome = runner::run(ops, args.concurrency, move |i| {
-        let (store, ids, users) = (timed_store.clone(), timed_ids.clone(), timed_users.clone());
-        async move {
-            if load {
-                let id = ids[(i % ids.len() as u64) as usize];
-                match store.load(&id).await {
-                    Ok(Some(found)) if found.id == id => Ok(()),
-                    Ok(Some(_)) => Err("load returned another record".to_owned()),
-                    Ok(None) => Err("load returned None for a live record".to_owned()),
-                    Err(err) => Err(format!("load: {err}")),
-                }
-            } else {
-                let mut record = record(ids[i as usize], &users[i as usize]);
-                store
-                    .create(&mut record)
-                    .await
-                    .map_err(|err| format!("create: {err}"))
-            }
-        }
-    })
-    .await;
+    let outcome = workload::timed(store, &ids, &users, load, ops, args.concurrency).await;
     let mut report = Report::new(
         "peer",
         "tower-sessions-redis-store",
