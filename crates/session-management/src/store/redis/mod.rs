@@ -81,10 +81,6 @@ fn id_key(prefix: &str, app: &App, kind: &str, id: &SessionId) -> Vec<u8> {
     key
 }
 
-fn session_key(prefix: &str, app: &App, id: &SessionId) -> Vec<u8> {
-    id_key(prefix, app, ":s:", id)
-}
-
 /// Reads a batch of session keys with one `MGET`.
 async fn get_all(mut conn: ConnectionManager, keys: Vec<Vec<u8>>) -> Vec<Result<Option<Vec<u8>>>> {
     match redis::cmd("MGET")
@@ -151,7 +147,7 @@ impl RedisSessionCache {
     }
 
     fn session_key(&self, app: &App, id: &SessionId) -> Vec<u8> {
-        session_key(&self.prefix, app, id)
+        id_key(&self.prefix, app, ":s:", id)
     }
 
     fn tombstone_key(&self, app: &App, id: &SessionId) -> Vec<u8> {
