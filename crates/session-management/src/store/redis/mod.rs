@@ -24,8 +24,10 @@ use redis::{AsyncCommands as _, Script};
 use time::OffsetDateTime;
 
 mod codec;
+mod lookup;
 
 use codec::{decode, encode};
+use lookup::Lookups;
 
 use super::Invalidation;
 use super::batch::{Combiner, fail_all};
@@ -53,7 +55,8 @@ redis.call('DEL', KEYS[1])
 return 1
 ";
 
-/// Sessions in Redis, behind one multiplexed, self-reconnecting connection.
+/// Sessions in Redis: lookups on connections of their own (see [`lookup`]), every other command on
+/// one multiplexed, self-reconnecting connection.
 #[derive(Clone)]
 pub struct RedisSessionCache {
     conn: ConnectionManager,
@@ -66,7 +69,7 @@ pub struct RedisSessionCache {
 
 /// Most keys in one `MGET`.
 const MAX_BATCH: usize = 128;
-/// `MGET`s in flight at once (they share the multiplexed connection).
+/// `MGET`s in flight at once (each on its own connection).
 const LEADERS: usize = 2;
 
 /// `<prefix><app>:<kind>:{<the 32 raw id bytes>}`: raw bytes keep keys short (Redis memory).
@@ -79,21 +82,6 @@ fn id_key(prefix: &str, app: &App, kind: &str, id: &SessionId) -> Vec<u8> {
     key.extend_from_slice(id.as_bytes());
     key.push(b'}');
     key
-}
-
-/// Reads a batch of session keys with one `MGET`.
-async fn get_all(mut conn: ConnectionManager, keys: Vec<Vec<u8>>) -> Vec<Result<Option<Vec<u8>>>> {
-    match redis::cmd("MGET")
-        .arg(&keys)
-        .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
-        .await
-    {
-        Ok(values) => values.into_iter().map(Ok).collect(),
-        Err(err) => fail_all(keys.len(), err, |e| Error::Unavailable {
-            store: STORE,
-            source: Box::new(e),
-        }),
-    }
 }
 
 impl std::fmt::Debug for RedisSessionCache {
@@ -118,20 +106,33 @@ impl RedisSessionCache {
             variable: "REDIS_URL",
             reason: format!("not a valid Redis URL: {err}"),
         })?;
+        let connect_timeout = timeout.max(Duration::from_millis(200));
+        let lookups = Lookups::new(client.get_connection_info(), connect_timeout, timeout)
+            .ok_or_else(|| Error::Config {
+                variable: "REDIS_URL",
+                reason: "only redis:// (TCP) and redis+unix:// addresses are supported".to_owned(),
+            })?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
+            .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(100));
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
-        let lookups = {
-            let conn = conn.clone();
-            Combiner::new("redis", MAX_BATCH, LEADERS, move |keys| {
-                get_all(conn.clone(), keys)
-            })
-        };
+        let lookups = Arc::new(lookups);
+        let lookups = Combiner::new("redis", MAX_BATCH, LEADERS, move |keys: Vec<Vec<u8>>| {
+            let lookups = lookups.clone();
+            async move {
+                match lookups.mget(&keys).await {
+                    Ok(values) => values.into_iter().map(Ok).collect(),
+                    Err(err) => fail_all(keys.len(), err, |e| Error::Unavailable {
+                        store: STORE,
+                        source: Box::new(e),
+                    }),
+                }
+            }
+        });
         Ok(Self {
             conn,
             lookups: Arc::new(lookups),

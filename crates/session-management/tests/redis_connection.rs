@@ -1,0 +1,187 @@
+//! The Redis cache honours the URL on every connection it makes: the ACL user and password and the
+//! database number apply to the lookups (which have connections of their own) as to every other
+//! command. Runs on the test Redis (`SM_TEST_REDIS_URL`) with an ACL user and a key prefix of its
+//! own, both removed when the test ends, even after a panic.
+
+#[path = "support/redis_prefix.rs"]
+mod redis_prefix;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_management::{
+    App, CreateUserData, Error, MemoryStore, RedisSessionCache, SessionMetadata, Ttl, UserManager,
+};
+use time::OffsetDateTime;
+
+/// Not database 0, where everything else runs.
+const DB: i64 = 5;
+
+/// An ACL user allowed the keys under `prefix` only; deleted, with those keys in [`DB`], on drop.
+struct AclUser {
+    name: String,
+    password: String,
+    prefix: String,
+    admin_url: String,
+}
+
+impl AclUser {
+    fn create() -> Self {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let user = Self {
+            name: format!("smtest-{id}"),
+            password: format!("pw-{}", uuid::Uuid::now_v7().simple()),
+            prefix: format!("smtest:{id}:"),
+            admin_url: redis_prefix::redis_url(),
+        };
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&user.name)
+            .arg("on")
+            .arg(format!(">{}", user.password))
+            .arg(format!("~{}*", user.prefix))
+            .arg("+@all")
+            .query(&mut user.admin())
+            .expect("ACL SETUSER (Redis 6 or later)");
+        user
+    }
+
+    fn admin(&self) -> redis::Connection {
+        redis::Client::open(self.admin_url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// The test Redis's URL with this user, `password` and database [`DB`].
+    fn url(&self, password: &str) -> String {
+        let info = redis::Client::open(self.admin_url.as_str())
+            .unwrap()
+            .get_connection_info()
+            .clone();
+        let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+            panic!("this test needs a TCP address for the test Redis");
+        };
+        format!("redis://{}:{password}@{host}:{port}/{DB}", self.name)
+    }
+
+    /// Keys under the prefix in database `db`.
+    fn keys_in(&self, db: i64) -> Vec<Vec<u8>> {
+        let mut conn = self.admin();
+        let _: () = redis::cmd("SELECT").arg(db).query(&mut conn).unwrap();
+        redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .unwrap()
+    }
+}
+
+impl Drop for AclUser {
+    fn drop(&mut self) {
+        let mut conn = self.admin();
+        let _: redis::RedisResult<()> = redis::cmd("ACL")
+            .arg("DELUSER")
+            .arg(&self.name)
+            .query(&mut conn);
+        let keys = self.keys_in(DB);
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("SELECT")
+                .arg(DB)
+                .query(&mut conn)
+                .and_then(|()| redis::cmd("UNLINK").arg(&keys).query(&mut conn));
+        }
+    }
+}
+
+#[tokio::test]
+async fn lookups_use_the_urls_user_password_and_database() {
+    let user = AclUser::create();
+    let cache = RedisSessionCache::connect(
+        &user.url(&user.password),
+        &user.prefix,
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("connect with the ACL user");
+
+    let app = App::parse("web").unwrap();
+    let manager = UserManager::new(Arc::new(MemoryStore::new()));
+    let owner = manager
+        .create(
+            &app,
+            CreateUserData {
+                email: "acl@example.com".into(),
+                name: "ACL".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let (_, session) = manager
+        .create_session(
+            &app,
+            owner.id,
+            SessionMetadata::parse("192.0.2.1", "Mozilla/5.0 (acl test)").unwrap(),
+            Ttl::from_secs(3600).unwrap(),
+        )
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+
+    assert!(
+        cache.put(&session, now).await.unwrap(),
+        "the write was refused"
+    );
+    let found = cache.get(&app, &session.id, now).await.unwrap();
+    assert_eq!(found, Some(session.clone()), "the lookup did not find it");
+    assert_eq!(user.keys_in(DB).len(), 1, "the session is in database {DB}");
+    assert!(user.keys_in(0).is_empty(), "nothing went to database 0");
+
+    // Many lookups at once (batched, on the lookup connections) all answer.
+    let cache = Arc::new(cache);
+    let lookups: Vec<_> = (0..50)
+        .map(|_| {
+            let (cache, app, id) = (cache.clone(), app.clone(), session.id);
+            tokio::spawn(async move { cache.get(&app, &id, now).await })
+        })
+        .collect();
+    for lookup in lookups {
+        assert_eq!(lookup.await.unwrap().unwrap(), Some(session.clone()));
+    }
+    // As the ACL user, on database 5: the multiplexed connection and at least one lookup
+    // connection (a lookup connection without `AUTH` would be the default user's).
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut user.admin())
+        .unwrap();
+    let ours = clients
+        .lines()
+        .filter(|line| line.contains(&format!(" user={} ", user.name)))
+        .collect::<Vec<_>>();
+    assert!(ours.len() >= 2, "connections as the ACL user: {ours:?}");
+    assert!(
+        ours.iter().all(|line| line.contains(&format!(" db={DB} "))),
+        "{ours:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_without_echoing_it() {
+    let user = AclUser::create();
+    let wrong = "not-the-password-1234";
+    let err = RedisSessionCache::connect(&user.url(wrong), &user.prefix, Duration::from_secs(2))
+        .await
+        .expect_err("connected with a wrong password");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    let chain = format!("{err} {err:?} {}", error_chain(&err));
+    assert!(!chain.contains(wrong), "the password leaked: {chain}");
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut source = err.source();
+    while let Some(err) = source {
+        out.push_str(&format!("{err}; "));
+        source = err.source();
+    }
+    out
+}
