@@ -226,10 +226,11 @@ impl<Req: Send + 'static, Resp: Send + 'static> Combiner<Req, Resp> {
             .unwrap_or_else(|p| p.into_inner())
             .push((request, reply));
         if let Ok(permit) = self.leaders.clone().try_acquire_owned() {
-            self.lead(Leadership {
+            // Boxed: only a leader runs it, and it would size every caller's future.
+            Box::pin(self.lead(Leadership {
                 combiner: self.clone(),
                 permit: Some(permit),
-            })
+            }))
             .await;
         }
         let answer = answer.await.map_err(|_| Error::Unavailable {

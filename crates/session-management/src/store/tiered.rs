@@ -162,13 +162,38 @@ impl TieredStore {
         self.settle(what, outcome)
     }
 
-    /// A lookup, which the cache bounds itself: its connection has a response timeout of
-    /// `redis_timeout`, and concurrent lookups share one `MGET` (no timer per call on the hot path).
-    async fn redis_lookup<T>(&self, op: impl Future<Output = Result<T>>) -> Option<T> {
+    /// A session from the durable store, cached again (read repair) when Redis is consulted.
+    async fn read_durable(
+        &self,
+        app: &App,
+        id: &SessionId,
+        now: OffsetDateTime,
+        repair: bool,
+    ) -> Result<Option<Session>> {
+        let found = self.durable.get_session(app, id, now).await?;
+        if let Some(session) = &found
+            && repair
+        {
+            // The put script refuses a session that was revoked meanwhile.
+            self.redis("repair", self.hot.put(session, now)).await;
+        }
+        Ok(found)
+    }
+
+    /// The cached session, or `None` when the breaker skips Redis or the lookup fails. The cache
+    /// bounds the lookup itself: its connections have a response timeout of `redis_timeout`, and
+    /// concurrent lookups share one `MGET` (no timer per call on the hot path).
+    async fn lookup(
+        &self,
+        app: &App,
+        id: &SessionId,
+        now: OffsetDateTime,
+    ) -> Option<Option<Session>> {
         if !self.breaker.allows_calls() {
             return None;
         }
-        let outcome = op.await;
+        // Called here rather than passed in: a future taken by value would be stored twice.
+        let outcome = self.hot.get(app, id, now).await;
         self.settle("get", outcome)
     }
 
@@ -379,7 +404,7 @@ impl Store for TieredStore {
     ) -> Result<Option<Session>> {
         let consult_redis = self.redis_trusted();
         if consult_redis {
-            match self.redis_lookup(self.hot.get(app, id, now)).await {
+            match self.lookup(app, id, now).await {
                 Some(Some(session)) => {
                     self.counters.hits.increment(1);
                     return Ok(Some(session));
@@ -390,15 +415,9 @@ impl Store for TieredStore {
         } else {
             self.counters.fallbacks.increment(1);
         }
-        let found = self.durable.get_session(app, id, now).await?;
-        if let Some(session) = &found
-            && consult_redis
-        {
-            // Read repair; the put script refuses a session that was revoked meanwhile. Boxed: the
-            // cold path's large future would otherwise size every (hot) validation's future.
-            Box::pin(self.redis("repair", self.hot.put(session, now))).await;
-        }
-        Ok(found)
+        // Boxed: this path's future (a session held across the repair) would otherwise size every
+        // validation's, hits included.
+        Box::pin(self.read_durable(app, id, now, consult_redis)).await
     }
 
     async fn list_sessions(
