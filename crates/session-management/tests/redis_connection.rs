@@ -3,14 +3,18 @@
 //! command. Runs on the test Redis (`SM_TEST_REDIS_URL`) with an ACL user and a key prefix of its
 //! own, both removed when the test ends, even after a panic.
 
+#[path = "support/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "support/redis_prefix.rs"]
 mod redis_prefix;
 
+use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use session_management::{
-    App, CreateUserData, Error, MemoryStore, RedisSessionCache, SessionMetadata, Ttl, UserManager,
+    App, CreateUserData, Error, MemoryStore, RedisSessionCache, Session, SessionMetadata, Ttl,
+    UserManager,
 };
 use time::OffsetDateTime;
 
@@ -105,26 +109,7 @@ async fn lookups_use_the_urls_user_password_and_database() {
     .expect("connect with the ACL user");
 
     let app = App::parse("web").unwrap();
-    let manager = UserManager::new(Arc::new(MemoryStore::new()));
-    let owner = manager
-        .create(
-            &app,
-            CreateUserData {
-                email: "acl@example.com".into(),
-                name: "ACL".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let (_, session) = manager
-        .create_session(
-            &app,
-            owner.id,
-            SessionMetadata::parse("192.0.2.1", "Mozilla/5.0 (acl test)").unwrap(),
-            Ttl::from_secs(3600).unwrap(),
-        )
-        .await
-        .unwrap();
+    let session = new_session(&app, "acl@example.com").await;
     let now = OffsetDateTime::now_utc();
 
     assert!(
@@ -174,6 +159,90 @@ async fn a_wrong_password_is_refused_without_echoing_it() {
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     let chain = format!("{err} {err:?} {}", error_chain(&err));
     assert!(!chain.contains(wrong), "the password leaked: {chain}");
+}
+
+/// A session of a new user (made in memory; the tests put it in Redis themselves).
+async fn new_session(app: &App, email: &str) -> Session {
+    let manager = UserManager::new(Arc::new(MemoryStore::new()));
+    let owner = manager
+        .create(
+            app,
+            CreateUserData {
+                email: email.into(),
+                name: "Redis connection test".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let (_, session) = manager
+        .create_session(
+            app,
+            owner.id,
+            SessionMetadata::parse("192.0.2.1", "Mozilla/5.0 (connection test)").unwrap(),
+            Ttl::from_secs(3600).unwrap(),
+        )
+        .await
+        .unwrap();
+    session
+}
+
+#[tokio::test]
+async fn a_lookup_that_timed_out_never_hands_its_late_reply_to_the_next() {
+    let prefix = redis_prefix::TestPrefix::new();
+    let target = {
+        let info = redis::Client::open(prefix.url())
+            .unwrap()
+            .get_connection_info()
+            .clone();
+        let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+            panic!("this test needs a TCP address for the test Redis");
+        };
+        tokio::net::lookup_host((host.as_str(), *port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let proxy = fault_proxy::FaultProxy::start(target).await.unwrap();
+    let timeout = Duration::from_millis(100);
+    let cache = RedisSessionCache::connect(
+        &format!("redis://{}", proxy.addr()),
+        prefix.as_str(),
+        timeout,
+    )
+    .await
+    .unwrap();
+    let app = App::parse("web").unwrap();
+    let (first, second) = (
+        new_session(&app, "first@example.com").await,
+        new_session(&app, "second@example.com").await,
+    );
+    let now = OffsetDateTime::now_utc();
+    for session in [&first, &second] {
+        assert!(cache.put(session, now).await.unwrap());
+        assert_eq!(
+            cache.get(&app, &session.id, now).await.unwrap().as_ref(),
+            Some(session)
+        );
+    }
+
+    // Replies now come back after the timeout: the lookup fails, its reply still on the way.
+    proxy.delay(timeout * 3);
+    let err = cache.get(&app, &first.id, now).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        err.source().unwrap().to_string().contains("did not answer"),
+        "{err:?}"
+    );
+
+    // Back to normal (the delayed connection stays open): the next lookup must read its own reply,
+    // not the late one meant for the lookup that gave up.
+    tokio::time::sleep(timeout * 4).await;
+    proxy.restore();
+    for _ in 0..5 {
+        let found = cache.get(&app, &second.id, now).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&second));
+    }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

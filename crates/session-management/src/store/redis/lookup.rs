@@ -19,30 +19,22 @@ use std::ops::Range;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-
-/// A connection's byte stream: TCP or a Unix socket.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-enum Target {
-    Tcp(String, u16),
-    #[cfg(unix)]
-    Unix(std::path::PathBuf),
-}
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 /// Connections for `MGET` lookups. Not `Debug`: the handshake holds the password.
 pub(super) struct Lookups {
-    target: Target,
+    host: String,
+    port: u16,
     /// `AUTH` and `SELECT` as the URL asks, packed once, and how many replies they get.
     handshake: (Vec<u8>, usize),
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    /// Longest a lookup takes, connecting included.
+    timeout: Duration,
     idle: std::sync::Mutex<Vec<Connection>>,
 }
 
 struct Connection {
-    io: Box<dyn Io>,
+    io: TcpStream,
     /// The reply being read; its capacity is kept between round trips.
     buf: Vec<u8>,
     /// Where each value of the reply lies in `buf`.
@@ -57,17 +49,10 @@ const KEEP_BUFFER: usize = 256 * 1024;
 const MAX_LINE: usize = 4096;
 
 impl Lookups {
-    /// `None` for addresses these connections do not speak (only TCP and Unix sockets).
-    pub(super) fn new(
-        info: &ConnectionInfo,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> Option<Self> {
-        let target = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => Target::Tcp(host.clone(), *port),
-            #[cfg(unix)]
-            ConnectionAddr::Unix(path) => Target::Unix(path.clone()),
-            _ => return None,
+    /// `None` for addresses other than plain TCP (`redis://`).
+    pub(super) fn new(info: &ConnectionInfo, timeout: Duration) -> Option<Self> {
+        let ConnectionAddr::Tcp(host, port) = info.addr() else {
+            return None;
         };
         let settings = info.redis_settings();
         let mut handshake = (Vec::new(), 0);
@@ -86,10 +71,10 @@ impl Lookups {
             handshake.1 += 1;
         }
         Some(Self {
-            target,
+            host: host.clone(),
+            port: *port,
             handshake,
-            connect_timeout,
-            response_timeout,
+            timeout,
             idle: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -101,15 +86,21 @@ impl Lookups {
             .arg(keys)
             .write_packed_command(&mut command);
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match idle {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
-        // Dropped on an error, a timeout or a cancellation: its stream may still carry the reply.
-        let values =
-            tokio::time::timeout(self.response_timeout, conn.round_trip(&command, keys.len()))
-                .await
-                .map_err(|_| timed_out("answer", self.response_timeout))??;
+        // Connecting included, one lookup takes at most `timeout`. The connection is dropped on an
+        // error, a timeout or a cancellation: its stream may still carry the reply.
+        let (conn, values) = tokio::time::timeout(self.timeout, async {
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => self.connect().await?,
+            };
+            let values = conn.round_trip(&command, keys.len()).await?;
+            Ok::<_, io::Error>((conn, values))
+        })
+        .await
+        .map_err(|_| {
+            let message = format!("Redis did not answer within {:?}", self.timeout);
+            io::Error::new(io::ErrorKind::TimedOut, message)
+        })??;
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -118,41 +109,22 @@ impl Lookups {
     }
 
     async fn connect(&self) -> io::Result<Connection> {
-        let connect = async {
-            let io: Box<dyn Io> = match &self.target {
-                Target::Tcp(host, port) => {
-                    let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-                    stream.set_nodelay(true)?;
-                    Box::new(stream)
-                }
-                #[cfg(unix)]
-                Target::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-            };
-            let mut conn = Connection {
-                io,
-                buf: Vec::with_capacity(READ_CHUNK),
-                values: Vec::new(),
-            };
-            let (command, replies) = &self.handshake;
-            if *replies > 0 {
-                conn.io.write_all(command).await?;
-                for _ in 0..*replies {
-                    conn.read_ok().await?;
-                }
-            }
-            Ok(conn)
+        let io = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        io.set_nodelay(true)?;
+        let mut conn = Connection {
+            io,
+            buf: Vec::with_capacity(READ_CHUNK),
+            values: Vec::new(),
         };
-        tokio::time::timeout(self.connect_timeout, connect)
-            .await
-            .map_err(|_| timed_out("accept a connection", self.connect_timeout))?
+        let (command, replies) = &self.handshake;
+        if *replies > 0 {
+            conn.io.write_all(command).await?;
+            for _ in 0..*replies {
+                conn.read_ok().await?;
+            }
+        }
+        Ok(conn)
     }
-}
-
-fn timed_out(what: &str, after: Duration) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("Redis did not {what} within {after:?}"),
-    )
 }
 
 fn protocol_error(what: &str) -> io::Error {
