@@ -100,7 +100,10 @@ pub(crate) fn fail_all<T, E>(
 /// The answers of a batch are handed out in turn: each caller, once woken with its own, wakes the
 /// next one (a [`Baton`]). So a batch wakes one task at a time, on the worker that got the reply,
 /// instead of making its callers runnable all at once for other workers to steal: on a small
-/// machine, that stealing cost more (thread wake-ups) than the work it spread. The leader's permit
+/// machine, that stealing cost more (thread wake-ups) than the work it spread. A caller passes the
+/// baton as soon as it is polled, before its own work goes on, and Tokio runs a woken task from its
+/// worker's LIFO slot only a few times in a row before queueing it where idle workers can take it, so
+/// a long batch still spreads over the workers of a bigger machine. The leader's permit
 /// travels with the answers; the last caller passes it on to a drain task that runs the next batch,
 /// by then carrying the requests the callers just answered have queued.
 ///
