@@ -186,10 +186,21 @@ async fn new_session(app: &App, email: &str) -> Session {
     session
 }
 
-#[tokio::test]
-async fn a_lookup_that_timed_out_never_hands_its_late_reply_to_the_next() {
-    let prefix = redis_prefix::TestPrefix::new();
-    let target = {
+/// A cache reaching Redis through a fault proxy, with two sessions of different users cached.
+struct Proxied {
+    _prefix: redis_prefix::TestPrefix,
+    proxy: fault_proxy::FaultProxy,
+    cache: Arc<RedisSessionCache>,
+    timeout: Duration,
+    app: App,
+    first: Session,
+    second: Session,
+    now: OffsetDateTime,
+}
+
+impl Proxied {
+    async fn start() -> Self {
+        let prefix = redis_prefix::TestPrefix::new();
         let info = redis::Client::open(prefix.url())
             .unwrap()
             .get_connection_info()
@@ -197,38 +208,55 @@ async fn a_lookup_that_timed_out_never_hands_its_late_reply_to_the_next() {
         let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
             panic!("this test needs a TCP address for the test Redis");
         };
-        tokio::net::lookup_host((host.as_str(), *port))
+        let target = tokio::net::lookup_host((host.as_str(), *port))
             .await
             .unwrap()
             .next()
-            .unwrap()
-    };
-    let proxy = fault_proxy::FaultProxy::start(target).await.unwrap();
-    let timeout = Duration::from_millis(100);
-    let cache = RedisSessionCache::connect(
-        &format!("redis://{}", proxy.addr()),
-        prefix.as_str(),
-        timeout,
-    )
-    .await
-    .unwrap();
-    let app = App::parse("web").unwrap();
-    let (first, second) = (
-        new_session(&app, "first@example.com").await,
-        new_session(&app, "second@example.com").await,
-    );
-    let now = OffsetDateTime::now_utc();
-    for session in [&first, &second] {
-        assert!(cache.put(session, now).await.unwrap());
-        assert_eq!(
-            cache.get(&app, &session.id, now).await.unwrap().as_ref(),
-            Some(session)
-        );
+            .unwrap();
+        let proxy = fault_proxy::FaultProxy::start(target).await.unwrap();
+        let timeout = Duration::from_millis(100);
+        let url = format!("redis://{}", proxy.addr());
+        let cache = RedisSessionCache::connect(&url, prefix.as_str(), timeout)
+            .await
+            .unwrap();
+        let app = App::parse("web").unwrap();
+        let first = new_session(&app, "first@example.com").await;
+        let second = new_session(&app, "second@example.com").await;
+        let now = OffsetDateTime::now_utc();
+        for session in [&first, &second] {
+            assert!(cache.put(session, now).await.unwrap());
+        }
+        let proxied = Self {
+            _prefix: prefix,
+            proxy,
+            cache: Arc::new(cache),
+            timeout,
+            app,
+            first,
+            second,
+            now,
+        };
+        proxied.assert_found(&proxied.first).await;
+        proxied.assert_found(&proxied.second).await;
+        proxied
     }
 
+    async fn get(&self, session: &Session) -> session_management::Result<Option<Session>> {
+        self.cache.get(&self.app, &session.id, self.now).await
+    }
+
+    async fn assert_found(&self, session: &Session) {
+        assert_eq!(self.get(session).await.unwrap().as_ref(), Some(session));
+    }
+}
+
+#[tokio::test]
+async fn a_lookup_that_timed_out_never_hands_its_late_reply_to_the_next() {
+    let t = Proxied::start().await;
+
     // Replies now come back after the timeout: the lookup fails, its reply still on the way.
-    proxy.delay(timeout * 3);
-    let err = cache.get(&app, &first.id, now).await.unwrap_err();
+    t.proxy.delay(t.timeout * 3);
+    let err = t.get(&t.first).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     assert!(
         err.source().unwrap().to_string().contains("did not answer"),
@@ -236,12 +264,33 @@ async fn a_lookup_that_timed_out_never_hands_its_late_reply_to_the_next() {
     );
 
     // Back to normal (the delayed connection stays open): the next lookup must read its own reply,
-    // not the late one meant for the lookup that gave up.
-    tokio::time::sleep(timeout * 4).await;
-    proxy.restore();
+    // not the late one meant for the lookup that gave up (another user's session).
+    tokio::time::sleep(t.timeout * 4).await;
+    t.proxy.restore();
     for _ in 0..5 {
-        let found = cache.get(&app, &second.id, now).await.unwrap();
-        assert_eq!(found.as_ref(), Some(&second));
+        t.assert_found(&t.second).await;
+    }
+}
+
+#[tokio::test]
+async fn lookups_reconnect_when_their_idle_connections_were_closed() {
+    let t = Proxied::start().await;
+    // Several lookup connections open (concurrent lookups run as several batches).
+    let lookups: Vec<_> = (0..30)
+        .map(|_| {
+            let (cache, app, id, now) = (t.cache.clone(), t.app.clone(), t.first.id, t.now);
+            tokio::spawn(async move { cache.get(&app, &id, now).await })
+        })
+        .collect();
+    for lookup in lookups {
+        assert!(lookup.await.unwrap().unwrap().is_some());
+    }
+    // Every connection closed while idle, as by a Redis restart: the next lookups reconnect and
+    // answer rather than fail (three failures in a row would open the tiered store's breaker).
+    t.proxy.cut();
+    t.proxy.restore();
+    for _ in 0..5 {
+        t.assert_found(&t.first).await;
     }
 }
 

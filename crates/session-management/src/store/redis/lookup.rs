@@ -12,7 +12,8 @@
 //! A connection is taken from the idle list for one round trip and put back only after a complete
 //! reply: one that failed, timed out, or whose caller was cancelled with its reply still due, is
 //! dropped, never reused. So there are at most as many connections as batches in flight, opened on
-//! demand (after an outage, the next lookup reconnects).
+//! demand. A lookup whose idle connection turns out to have been closed meanwhile (a Redis restart,
+//! an idle timeout) tries once more on a new one, within the same timeout.
 
 use std::io;
 use std::ops::Range;
@@ -89,10 +90,16 @@ impl Lookups {
         // Connecting included, one lookup takes at most `timeout`. The connection is dropped on an
         // error, a timeout or a cancellation: its stream may still carry the reply.
         let (conn, values) = tokio::time::timeout(self.timeout, async {
-            let mut conn = match idle {
-                Some(conn) => conn,
-                None => self.connect().await?,
-            };
+            if let Some(mut conn) = idle {
+                match conn.round_trip(&command, keys.len()).await {
+                    Ok(values) => return Ok((conn, values)),
+                    // Closed while idle (a Redis restart, an idle timeout, the network): one more
+                    // try on a new connection. A read is safe to repeat.
+                    Err(err) if closed(&err) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            let mut conn = self.connect().await?;
             let values = conn.round_trip(&command, keys.len()).await?;
             Ok::<_, io::Error>((conn, values))
         })
@@ -125,6 +132,17 @@ impl Lookups {
         }
         Ok(conn)
     }
+}
+
+/// The connection was closed under us.
+fn closed(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
 }
 
 fn protocol_error(what: &str) -> io::Error {
