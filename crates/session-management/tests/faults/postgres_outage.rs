@@ -93,3 +93,47 @@ async fn postgres_cut_keeps_cached_sessions_valid_and_fails_writes_cleanly() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_right_after_postgres_dropped_every_connection_succeed() {
+    let deployment = Deployment::postgres().await;
+    let instance = deployment.instance().await;
+    let manager = &instance.manager;
+    let ada = user(manager, "ada@example.com").await;
+    // Creates alone and together, so connections are open (and kept by the insert batches).
+    sessions(manager, &ada, 3).await;
+    let together = async |n: usize| {
+        let mut creates = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let manager = manager.clone();
+            creates.spawn(async move {
+                manager
+                    .create_session(&web(), ada.id, metadata(), Ttl::from_secs(60).unwrap())
+                    .await
+            });
+        }
+        creates.join_all().await
+    };
+    for created in together(20).await {
+        created.unwrap();
+    }
+
+    // Every connection dropped with nothing in flight, as by a PostgreSQL restart.
+    let pg = deployment.pg_proxy.as_ref().unwrap();
+    pg.cut();
+    pg.restore();
+
+    // The very next creates succeed: a broken connection is replaced, not reported.
+    let (token, _) = manager
+        .create_session(&web(), ada.id, metadata(), Ttl::from_secs(60).unwrap())
+        .await
+        .expect("a create right after the restart");
+    assert!(manager.validate(&web(), &token).await.unwrap().is_some());
+    for created in together(20).await {
+        created.expect("concurrent creates right after the restart");
+    }
+    assert_eq!(
+        manager.list_sessions(&web(), ada.id).await.unwrap().len(),
+        44
+    );
+}
