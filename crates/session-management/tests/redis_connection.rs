@@ -59,13 +59,7 @@ impl AclUser {
 
     /// The test Redis's URL with this user, `password` and database [`DB`].
     fn url(&self, password: &str) -> String {
-        let info = redis::Client::open(self.admin_url.as_str())
-            .unwrap()
-            .get_connection_info()
-            .clone();
-        let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
-            panic!("this test needs a TCP address for the test Redis");
-        };
+        let (host, port) = test_redis_address();
         format!("redis://{}:{password}@{host}:{port}/{DB}", self.name)
     }
 
@@ -161,6 +155,15 @@ async fn a_wrong_password_is_refused_without_echoing_it() {
     assert!(!chain.contains(wrong), "the password leaked: {chain}");
 }
 
+/// Host and port of the test Redis (`SM_TEST_REDIS_URL`), which must be a TCP address.
+fn test_redis_address() -> (String, u16) {
+    let client = redis::Client::open(redis_prefix::redis_url()).unwrap();
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+        _ => panic!("this test needs a TCP address for the test Redis"),
+    }
+}
+
 /// A session of a new user (made in memory; the tests put it in Redis themselves).
 async fn new_session(app: &App, email: &str) -> Session {
     let manager = UserManager::new(Arc::new(MemoryStore::new()));
@@ -201,14 +204,8 @@ struct Proxied {
 impl Proxied {
     async fn start() -> Self {
         let prefix = redis_prefix::TestPrefix::new();
-        let info = redis::Client::open(prefix.url())
-            .unwrap()
-            .get_connection_info()
-            .clone();
-        let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
-            panic!("this test needs a TCP address for the test Redis");
-        };
-        let target = tokio::net::lookup_host((host.as_str(), *port))
+        let (host, port) = test_redis_address();
+        let target = tokio::net::lookup_host((host.as_str(), port))
             .await
             .unwrap()
             .next()

@@ -38,8 +38,9 @@ pub(super) fn inserts(pool: PgPool) -> Batcher<Session, ()> {
 /// Connections kept between insert batches, at most one per worker (so up to 4 of the pool's 16
 /// are the inserts'). Each is taken from the pool once, with the pool's liveness check, and then
 /// reused while it works: a batch skips that check and the pool's bookkeeping, a round trip of its
-/// own before every statement (about a quarter more creates per second on the bench machine). After a failed statement the connection goes back to the pool, whose check discards it
-/// if it is broken (after a PostgreSQL restart, say), and the rows are retried one by one.
+/// own before every statement (about a quarter more creates per second on the bench machine). After
+/// a failed statement the connection goes back to the pool, whose check discards it if it is broken
+/// (after a PostgreSQL restart, say), and the rows are retried one by one.
 struct Kept {
     pool: PgPool,
     idle: std::sync::Mutex<Vec<PoolConnection<Postgres>>>,

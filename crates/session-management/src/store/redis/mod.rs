@@ -107,14 +107,13 @@ impl RedisSessionCache {
             variable: "REDIS_URL",
             reason: format!("not a valid Redis URL: {err}"),
         })?;
-        let connect_timeout = timeout.max(Duration::from_millis(200));
         let lookups =
             Lookups::new(client.get_connection_info(), timeout).ok_or_else(|| Error::Config {
                 variable: "REDIS_URL",
                 reason: "only redis:// (plain TCP) addresses are supported".to_owned(),
             })?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
+            .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(100));
